@@ -1,0 +1,1 @@
+"""The colorchanger-runner command line: runs one twitchio bot per configured user."""

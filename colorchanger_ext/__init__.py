@@ -1,0 +1,1 @@
+"""Change a Twitch account's chat colour after every message it sends (a twitchio 3 component)."""
