@@ -1,0 +1,191 @@
+"""One user's colour changes: collapse bursts, fall back from hex, record what happened.
+
+At most one Helix request is in flight per user and at most one waits behind it; a newer request
+replaces the waiting one, so a burst of messages costs two requests and the colour after the last
+message is always the one applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import twitchio
+
+from . import colors
+from .settings import ColorSettings
+from .store import Store, StoreError, UserState
+
+logger = logging.getLogger(__name__)
+
+PutColor = Callable[[str], Awaitable[None]]
+"""Sends ``PUT /helix/chat/color`` for the user with the user's own token."""
+
+
+@dataclass(frozen=True, slots=True)
+class NextColor:
+    """Pick the next colour by the user's mode."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExactColor:
+    """Apply this colour: a Twitch named colour or ``#RRGGBB``."""
+
+    color: str
+
+
+ChangeRequest = NextColor | ExactColor
+
+
+def is_hex_refusal(error: BaseException) -> bool:
+    """Twitch's 400 for a hex colour on an account without Turbo or Prime."""
+    if not isinstance(error, twitchio.HTTPException) or error.status != 400:
+        return False
+    message = error.extra.get("message", "") if isinstance(error.extra, dict) else str(error.extra)
+    message = str(message).lower()
+    return "turbo" in message or "prime" in message
+
+
+def describe_error(error: BaseException) -> str:
+    """A log-safe account of a failure: twitchio puts tokens in some exception texts, so never str(e)."""
+    if isinstance(error, twitchio.HTTPException):
+        message = error.extra.get("message", "") if isinstance(error.extra, dict) else ""
+        return f"Twitch answered {error.status}" + (f": {message}" if message else "")
+    return type(error).__name__
+
+
+class Changer:
+    """The change queue and state of one Twitch user."""
+
+    def __init__(
+        self,
+        state: UserState,
+        *,
+        store: Store,
+        put_color: PutColor,
+        settings: ColorSettings,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self._store = store
+        self._put_color = put_color
+        self._settings = settings
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._pending: ChangeRequest | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def user_id(self) -> str:
+        return self.state.user_id
+
+    def request(self, change: ChangeRequest) -> None:
+        """Queue a change; it replaces any change still waiting, never the one in flight."""
+        self._pending = change
+        if self._worker is None:
+            self._idle.clear()
+            self._worker = asyncio.create_task(self._drain(), name=f"colorchanger:{self.user_id}")
+
+    async def wait_idle(self) -> None:
+        """Wait until nothing is in flight or waiting."""
+        await self._idle.wait()
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Let the change in flight land (within ``grace`` seconds), then stop."""
+        worker = self._worker
+        if worker is None:
+            return
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.shield(worker)
+        except TimeoutError:
+            logger.warning("%s: a colour change was still waiting on Twitch at shutdown", self.state.login)
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    async def set_enabled(self, enabled: bool) -> None:
+        """Turn automatic changes on or off, on disk first."""
+        self.state = await self._store.set_enabled(self.user_id, enabled)
+
+    def hex_allowed(self) -> bool:
+        """Whether to send hex now: by policy, and for ``auto`` unless refused within the retry window."""
+        policy = self.state.hex_policy
+        if policy != "auto":
+            return policy == "always"
+        refused_at = self.state.hex_refused_at
+        return refused_at is None or self._clock() - refused_at >= self._settings.hex_retry_after
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending is not None:
+                change, self._pending = self._pending, None
+                try:
+                    await self._apply(change)
+                except Exception:
+                    logger.exception("%s: unexpected failure while changing colour", self.state.login)
+        finally:
+            self._worker = None
+            self._idle.set()
+
+    def _choose(self, change: ChangeRequest) -> str:
+        hex_ok = self.hex_allowed()
+        if isinstance(change, ExactColor):
+            color = change.color
+            return color if hex_ok or not colors.is_hex(color) else colors.nearest_named(color)
+        mode = self.state.mode if hex_ok else "preset"
+        return colors.next_color(
+            self._rng,
+            mode="hex" if mode == "hex" else "preset",
+            recent=self.state.recent_colors,
+            no_repeat=self._settings.no_repeat,
+            min_contrast=self._settings.min_contrast,
+        )
+
+    async def _apply(self, change: ChangeRequest) -> None:
+        color = self._choose(change)
+        try:
+            await self._put_color(color)
+        except Exception as error:
+            if not (colors.is_hex(color) and is_hex_refusal(error)):
+                await self._record_failure(color, error)
+                return
+            fallback = colors.nearest_named(color)
+            logger.info(
+                "%s: hex colours need Turbo or Prime on Twitch; using %s, the nearest named colour",
+                self.state.login,
+                fallback,
+            )
+            if self.state.hex_policy == "auto":
+                await self._save(self._store.set_hex_refused(self.user_id, self._clock()))
+            color = fallback
+            try:
+                await self._put_color(color)
+            except Exception as retry_error:
+                await self._record_failure(color, retry_error)
+                return
+        else:
+            if colors.is_hex(color) and self.state.hex_refused_at is not None:
+                logger.info("%s: Twitch accepts hex colours again", self.state.login)
+                await self._save(self._store.set_hex_refused(self.user_id, None))
+        await self._save(
+            self._store.record_color(self.user_id, color, keep_recent=max(self._settings.no_repeat, 1))
+        )
+        logger.info("%s: colour changed to %s", self.state.login, color)
+
+    async def _record_failure(self, color: str, error: BaseException) -> None:
+        reason = describe_error(error)
+        logger.warning("%s: could not change colour to %s: %s", self.state.login, color, reason)
+        await self._save(self._store.record_error(self.user_id, reason))
+
+    async def _save(self, write: Awaitable[UserState]) -> None:
+        try:
+            self.state = await write
+        except StoreError as error:
+            logger.error("%s: could not save colour state: %s", self.state.login, error)

@@ -1,0 +1,131 @@
+"""The twitchio Component: reads the account's own chat messages and drives its Changer."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from twitchio.ext import commands
+
+from . import colors
+from .changer import Changer, ExactColor, NextColor
+from .commands import ChatCommand, Disable, Enable, SetColor, parse_command
+from .dedup import RecentIds
+from .settings import ColorSettings
+from .store import Store, StoreError
+from .twitchio_compat import command_prefixes, isolated_component_class
+
+if TYPE_CHECKING:
+    import twitchio
+
+logger = logging.getLogger(__name__)
+
+
+class ColorChanger(commands.Component, name="ColorChanger"):
+    """Changes the bot account's chat colour after each message it sends.
+
+    Give it a ``store`` to share one database between several bots (it is then left open on
+    teardown); without one it opens ``settings.database`` itself.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ColorChanger:
+        # Component state lives on the class in twitchio: see twitchio_compat.
+        return super().__new__(isolated_component_class(cls))
+
+    def __init__(
+        self,
+        bot: commands.Bot,
+        *,
+        store: Store | None = None,
+        settings: ColorSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.bot = bot
+        self.settings = settings or ColorSettings()
+        self._store = store
+        self._owns_store = store is None
+        self._rng = rng or random.Random()
+        self._seen = RecentIds(self.settings.seen_messages)
+        self._changer: Changer | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("ColorChanger is not loaded yet")
+        return self._store
+
+    async def component_load(self) -> None:
+        if self._store is None:
+            self._store = await Store.open(self.settings.database)
+        logger.info("colour changer loaded for user id %s (database %s)", self.bot.bot_id, self._store.path)
+
+    async def component_teardown(self) -> None:
+        if self._changer is not None:
+            await self._changer.close()
+        if self._owns_store and self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def changer(self, login: str) -> Changer:
+        """The bot account's Changer, created with its stored state on first use."""
+        if self._changer is None:
+            state = await self.store.ensure_user(
+                self.bot.bot_id, login, mode=self.settings.mode, hex_policy=self.settings.hex_policy
+            )
+            self._changer = Changer(
+                state,
+                store=self.store,
+                put_color=self._put_color,
+                settings=self.settings,
+                rng=self._rng,
+            )
+        return self._changer
+
+    async def _put_color(self, color: str) -> None:
+        await self.bot.create_partialuser(self.bot.bot_id).update_chatter_color(color)
+
+    @commands.Component.listener("message")  # type: ignore[untyped-decorator]  # twitchio types it as Any
+    async def event_message(self, message: twitchio.ChatMessage) -> None:
+        chatter_id = message.chatter.id
+        is_self = chatter_id == self.bot.bot_id
+        if not is_self and (chatter_id is None or chatter_id != self.bot.owner_id):
+            return
+        # Shared chat delivers one message once per channel: the source id is the same in each copy.
+        if not self._seen.add(message.source_id or message.id):
+            return
+        command = parse_command(message.text, await command_prefixes(self.bot, message))
+        login = message.chatter.name if is_self and message.chatter.name else str(self.bot.bot_id)
+        try:
+            changer = await self.changer(login)
+        except StoreError as error:
+            logger.error("cannot read colour state: %s", error)
+            return
+        if command is not None:
+            await self._run_command(changer, command)
+        elif is_self and changer.state.enabled:
+            changer.request(NextColor())
+
+    async def _run_command(self, changer: Changer, command: ChatCommand) -> None:
+        login = changer.state.login
+        if isinstance(command, SetColor):
+            if not command.argument:
+                logger.warning(
+                    "%s: ccc needs a colour, like 'ccc blue_violet', 'ccc #9146FF', 'ccc random'", login
+                )
+                return
+            try:
+                color = colors.parse_color(command.argument)
+            except colors.ColorError as error:
+                logger.warning("%s: ccc: %s", login, error)
+                return
+            changer.request(NextColor() if color == colors.RANDOM else ExactColor(color))
+            return
+        enabled = isinstance(command, Enable)
+        assert isinstance(command, Enable | Disable)
+        try:
+            await changer.set_enabled(enabled)
+        except StoreError as error:
+            logger.error("%s: could not save %s: %s", login, "cce" if enabled else "ccd", error)
+            return
+        logger.info("%s: automatic colour changes %s", login, "enabled" if enabled else "disabled")
