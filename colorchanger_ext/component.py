@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twitchio.ext import commands
 
 from . import colors
 from .changer import Changer, ExactColor, NextColor
-from .commands import ChatCommand, Disable, Enable, SetColor, parse_command
+from .commands import ChatCommand, Enable, SetColor, parse_command
 from .dedup import RecentIds
 from .settings import ColorSettings
 from .store import Store, StoreError
@@ -20,6 +22,16 @@ if TYPE_CHECKING:
     import twitchio
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What a chat command did; dispatched as ``event_colorchanger_command`` so a host bot can answer."""
+
+    user_id: str
+    command: ChatCommand
+    ok: bool
+    detail: str
 
 
 class ColorChanger(commands.Component, name="ColorChanger"):
@@ -48,6 +60,7 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         self._rng = rng or random.Random()
         self._seen = RecentIds(self.settings.seen_messages)
         self._changer: Changer | None = None
+        self._changer_lock = asyncio.Lock()
 
     @property
     def store(self) -> Store:
@@ -69,7 +82,11 @@ class ColorChanger(commands.Component, name="ColorChanger"):
 
     async def changer(self, login: str) -> Changer:
         """The bot account's Changer, created with its stored state on first use."""
-        if self._changer is None:
+        if self._changer is not None:
+            return self._changer
+        async with self._changer_lock:  # messages arriving while the state loads must share one Changer
+            if self._changer is not None:
+                return self._changer
             state = await self.store.ensure_user(
                 self.bot.bot_id, login, mode=self.settings.mode, hex_policy=self.settings.hex_policy
             )
@@ -95,7 +112,9 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         if not self._seen.add(message.source_id or message.id):
             return
         command = parse_command(message.text, await command_prefixes(self.bot, message))
-        login = message.chatter.name if is_self and message.chatter.name else str(self.bot.bot_id)
+        login = (
+            (message.chatter.name if is_self else None) or getattr(self.bot.user, "name", None) or chatter_id
+        )
         try:
             changer = await self.changer(login)
         except StoreError as error:
@@ -106,26 +125,32 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         elif is_self and changer.state.enabled:
             changer.request(NextColor())
 
-    async def _run_command(self, changer: Changer, command: ChatCommand) -> None:
+    async def _run_command(self, changer: Changer, command: ChatCommand) -> CommandOutcome:
         login = changer.state.login
         if isinstance(command, SetColor):
             if not command.argument:
-                logger.warning(
-                    "%s: ccc needs a colour, like 'ccc blue_violet', 'ccc #9146FF', 'ccc random'", login
+                return self._outcome(
+                    changer, command, False, "ccc needs a colour, like 'ccc blue_violet' or 'ccc #9146FF'"
                 )
-                return
             try:
                 color = colors.parse_color(command.argument)
             except colors.ColorError as error:
-                logger.warning("%s: ccc: %s", login, error)
-                return
+                return self._outcome(changer, command, False, f"ccc: {error}")
             changer.request(NextColor() if color == colors.RANDOM else ExactColor(color))
-            return
+            return self._outcome(changer, command, True, f"setting colour to {color}")
         enabled = isinstance(command, Enable)
-        assert isinstance(command, Enable | Disable)
+        word = "cce" if enabled else "ccd"
         try:
             await changer.set_enabled(enabled)
         except StoreError as error:
-            logger.error("%s: could not save %s: %s", login, "cce" if enabled else "ccd", error)
-            return
-        logger.info("%s: automatic colour changes %s", login, "enabled" if enabled else "disabled")
+            logger.error("%s: could not save %s: %s", login, word, error)
+            return self._outcome(changer, command, False, f"{word} was not saved: the database failed")
+        return self._outcome(
+            changer, command, True, f"automatic colour changes {'enabled' if enabled else 'disabled'}"
+        )
+
+    def _outcome(self, changer: Changer, command: ChatCommand, ok: bool, detail: str) -> CommandOutcome:
+        outcome = CommandOutcome(changer.user_id, command, ok, detail)
+        logger.log(logging.INFO if ok else logging.WARNING, "%s: %s", changer.state.login, detail)
+        self.bot.dispatch("colorchanger_command", payload=outcome)
+        return outcome
