@@ -205,8 +205,11 @@ class Store:
         await self.close()
 
     @contextlib.asynccontextmanager
-    async def _connection(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
-        """Serialise access and turn sqlite3 errors into a ``StoreError`` naming file and action."""
+    async def connection(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+        """Serialise access and turn sqlite3 errors into a ``StoreError`` naming file and action.
+
+        Public for modules that own further tables in the same database (the runner's accounts).
+        """
         async with self._lock:
             conn = self._conn
             if conn is None:
@@ -219,9 +222,9 @@ class Store:
                 ) from error
 
     @contextlib.asynccontextmanager
-    async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
         """One explicit write transaction, so a read-modify-write is atomic across processes."""
-        async with self._connection(action) as conn:
+        async with self.connection(action) as conn:
             await conn.execute_fetchall("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -234,7 +237,7 @@ class Store:
 
     async def _update(self, action: str, user_id: str, assignments: str, params: Sequence[Any]) -> UserState:
         """One ``UPDATE ... RETURNING`` on an existing user; ``assignments`` is our own SQL text."""
-        async with self._connection(action) as conn:
+        async with self.connection(action) as conn:
             rows = await conn.execute_fetchall(
                 f"UPDATE users SET {assignments}, updated_at = ? WHERE user_id = ? RETURNING {_USER_COLUMNS}",
                 (*params, time.time(), user_id),
@@ -243,7 +246,7 @@ class Store:
 
     async def get_user(self, user_id: str) -> UserState | None:
         """The user's state, or None before ``ensure_user`` has seen them."""
-        async with self._connection(f"reading user {user_id}") as conn:
+        async with self.connection(f"reading user {user_id}") as conn:
             rows = list(
                 await conn.execute_fetchall(
                     f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
@@ -262,7 +265,7 @@ class Store:
         _check_mode(mode)
         _check_hex_policy(hex_policy)
         now = time.time()
-        async with self._connection(f"saving user {user_id} ({login})") as conn:
+        async with self.connection(f"saving user {user_id} ({login})") as conn:
             rows = list(
                 await conn.execute_fetchall(
                     "INSERT INTO users (user_id, login, mode, hex_policy, created_at, updated_at) "
@@ -322,7 +325,7 @@ class Store:
         """
         now = time.time() if at is None else at
         keep = max(1, keep_recent)
-        async with self._transaction(f"recording colour {color} for user {user_id}") as conn:
+        async with self.transaction(f"recording colour {color} for user {user_id}") as conn:
             rows = list(
                 await conn.execute_fetchall("SELECT recent_colors FROM users WHERE user_id = ?", (user_id,))
             )
@@ -343,7 +346,7 @@ class Store:
         now = time.time() if at is None else at
         if len(message) > MAX_ERROR_LENGTH:
             message = message[: MAX_ERROR_LENGTH - 1] + "…"
-        async with self._connection(f"recording an error for user {user_id}") as conn:
+        async with self.connection(f"recording an error for user {user_id}") as conn:
             rows = await conn.execute_fetchall(
                 "UPDATE users SET errors = errors + 1, last_error = ?, last_error_at = ?, updated_at = ? "
                 f"WHERE user_id = ? RETURNING {_USER_COLUMNS}",
@@ -353,7 +356,7 @@ class Store:
 
     async def list_users(self) -> list[UserState]:
         """Every known user, by login, for status output."""
-        async with self._connection("listing users") as conn:
+        async with self.connection("listing users") as conn:
             rows = await conn.execute_fetchall(f"SELECT {_USER_COLUMNS} FROM users ORDER BY login, user_id")
         return [_user_from_row(row) for row in rows]
 
