@@ -10,16 +10,31 @@ it (``tests/test_twitchio_traps.py``):
 * A Component's listeners and commands are stored on its CLASS when an instance is created, so two
   bots in one process holding instances of one class end up calling the last instance created.
   :func:`isolated_component_class` gives each instance a class of its own.
+* The endpoints are module globals read at call time: :func:`twitchio_endpoints` sets all three.
+* After following ``session_reconnect`` the old socket's cleanup removes the NEW socket from the
+  client's table (both share the session id), so ``Client.close()`` leaves it open and a later
+  subscribe opens yet another connection. :func:`fix_reconnect_tracking` makes cleanup remove only
+  a socket's own entry.
+* A refreshed token pair is only kept in memory, and the user token a public client starts with
+  becomes its "app token", never updated after a refresh, so every later call without
+  ``token_for`` refreshes (and rotates the single-use refresh token) again.
+  :func:`save_refreshed_tokens_first` persists each new pair before twitchio uses it and keeps
+  that app token current.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import twitchio
+from twitchio.eventsub import websockets
+from twitchio.http import Route
+
 if TYPE_CHECKING:
-    import twitchio
+    from twitchio.authentication import ManagedHTTPClient
     from twitchio.ext import commands
 
 T = TypeVar("T", bound=type)
@@ -52,3 +67,69 @@ async def command_prefixes(bot: commands.Bot, message: twitchio.ChatMessage) -> 
     if isinstance(assigned, Iterable):
         return [p for p in assigned if isinstance(p, str)]
     return []
+
+
+@contextlib.contextmanager
+def twitchio_endpoints(helix: str, oauth: str, eventsub: str) -> Iterator[None]:
+    """Point twitchio at other Helix, OAuth and EventSub endpoints; restore the old ones after."""
+    saved = Route.BASE, Route.ID_BASE, websockets.WSS
+    Route.BASE, Route.ID_BASE, websockets.WSS = helix, oauth, eventsub
+    try:
+        yield
+    finally:
+        Route.BASE, Route.ID_BASE, websockets.WSS = saved
+
+
+_original_cleanup = websockets.Websocket._cleanup
+
+
+def _cleanup_own_entry_only(self: websockets.Websocket, closed: bool = True) -> None:
+    """twitchio's cleanup, minus removing a successor socket registered under the same session id."""
+    client: Any = self._client
+    if self._shard_id is None and client is not None and self._token_for:
+        registered = client._websockets.get(self._token_for, {}).get(self.session_id or "")
+        if registered is not None and registered is not self:
+            self._closed = closed
+            return
+    _original_cleanup(self, closed)
+
+
+def fix_reconnect_tracking() -> None:
+    """Make every twitchio client in this process keep track of the socket a reconnect moved to."""
+    websockets.Websocket._cleanup = _cleanup_own_entry_only  # type: ignore[method-assign]  # the fix itself
+
+
+def undo_reconnect_tracking_fix() -> None:
+    """Restore twitchio's own cleanup (tests show the bug with it)."""
+    websockets.Websocket._cleanup = _original_cleanup  # type: ignore[method-assign]  # undoing the fix
+
+
+OnRefreshed = Callable[[str, str, int | None], Awaitable[None]]
+"""Saves ``(access_token, refresh_token, expires_in)``; must raise if it could not."""
+OnRejected = Callable[[twitchio.HTTPException], Awaitable[None]]
+
+
+def save_refreshed_tokens_first(
+    http: ManagedHTTPClient, on_refreshed: OnRefreshed, on_rejected: OnRejected
+) -> None:
+    """Route every refresh of this single-user client through ``on_refreshed`` before the pair is used.
+
+    All three of twitchio's refresh paths (on add, on a 401, in the hourly validation) call the
+    same private OAuth object, so wrapping its ``refresh_token`` covers them all.
+    """
+    oauth: Any = http._ManagedHTTPClient__isolated  # type: ignore[attr-defined]  # name-mangled private
+    refresh = oauth.refresh_token
+
+    async def refresh_then_save(refresh_token: str) -> Any:
+        try:
+            payload = await refresh(refresh_token)
+        except twitchio.HTTPException as error:
+            if error.status < 500:
+                await on_rejected(error)
+            raise
+        await on_refreshed(payload.access_token, payload.refresh_token, payload.expires_in)
+        if http._app_token is not None:  # the user's own token, for a client started with token=
+            http._app_token = payload.access_token
+        return payload
+
+    oauth.refresh_token = refresh_then_save

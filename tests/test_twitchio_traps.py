@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import twitchio
+from twitchio.eventsub import websockets
 from twitchio.ext import commands
 
-from colorchanger_ext.testing import FakeTwitch
-from colorchanger_ext.twitchio_compat import isolated_component_class
+from colorchanger_ext.testing import FakeSession, FakeTwitch
+from colorchanger_ext.twitchio_compat import (
+    fix_reconnect_tracking,
+    isolated_component_class,
+    save_refreshed_tokens_first,
+    undo_reconnect_tracking_fix,
+)
 
-from .conftest import Bots
+from .conftest import Bots, HostBot
 
 
 class Counter(commands.Component):
@@ -84,3 +92,108 @@ async def test_trap_own_messages_never_reach_twitchio_commands(twitch: FakeTwitc
     assert changer is not None
     await changer.wait_idle()
     assert twitch.color_puts[-1].color == "red"
+
+
+async def reconnect_and_settle(twitch: FakeTwitch, bot: HostBot) -> FakeSession:
+    """Send session_reconnect and wait until the client has moved and closed its old socket."""
+    (session,) = twitch.sessions(user_id=bot.account.id)
+    await twitch.send_reconnect(session)
+    await twitch.wait_until(
+        lambda: not session.reconnecting and session.open_sockets == 1, what="the move to the reconnect URL"
+    )
+    return session
+
+
+@pytest.fixture
+def twitchio_as_shipped() -> Iterator[None]:
+    saved = websockets.Websocket._cleanup
+    undo_reconnect_tracking_fix()
+    yield
+    websockets.Websocket._cleanup = saved  # type: ignore[method-assign]  # restoring what the test found
+
+
+@pytest.fixture
+def reconnect_fix() -> Iterator[None]:
+    saved = websockets.Websocket._cleanup
+    fix_reconnect_tracking()
+    yield
+    websockets.Websocket._cleanup = saved  # type: ignore[method-assign]  # restoring what the test found
+
+
+@pytest.mark.usefixtures("twitchio_as_shipped")
+async def test_trap_the_socket_a_reconnect_moved_to_is_forgotten(twitch: FakeTwitch, bots: Bots) -> None:
+    alice = twitch.add_user("alice")
+    bot = await bots.start(alice)
+    session = await reconnect_and_settle(twitch, bot)
+    assert bot.websocket_subscriptions() == {}  # twitchio lost the socket it now reads from
+    await bots.stop(bot)
+    assert session.open_sockets == 1  # so close() left it open
+    await twitch.close_session(session, 4003)  # 4003: twitchio does not reconnect, so the test can end
+
+
+@pytest.mark.usefixtures("reconnect_fix")
+async def test_reconnect_fix_keeps_the_new_socket_tracked_and_closed(twitch: FakeTwitch, bots: Bots) -> None:
+    alice = twitch.add_user("alice")
+    bot = await bots.start(alice)
+    session = await reconnect_and_settle(twitch, bot)
+    assert len(bot.websocket_subscriptions()) == 1
+    # Chat still flows on the new socket and still changes the colour.
+    await bot.command(twitch, "ccc red")
+    assert (await twitch.wait_for_color_puts(1, user_id=alice.id))[0].color == "red"
+    await bots.stop(bot)
+    await twitch.wait_until(lambda: session.open_sockets == 0, what="the client closing its socket")
+
+
+def token_refreshes(twitch: FakeTwitch) -> int:
+    return sum(
+        1
+        for request in twitch.requests
+        if request.path == "/oauth2/token" and request.query.get("grant_type") == ["refresh_token"]
+    )
+
+
+async def test_refreshed_pair_is_saved_before_use_and_the_app_token_kept_current(
+    twitch: FakeTwitch, bots: Bots
+) -> None:
+    alice = twitch.add_user("alice")
+    bot = await bots.start(alice)
+    saved: list[tuple[str, str, int]] = []  # (access, refresh, colour PUTs the fake had seen by then)
+
+    async def on_refreshed(access: str, refresh: str, expires_in: int | None) -> None:
+        saved.append((access, refresh, len(twitch.color_puts)))
+
+    async def on_rejected(error: twitchio.HTTPException) -> None:
+        raise AssertionError(f"refresh rejected: {error.status}")
+
+    save_refreshed_tokens_first(bot._http, on_refreshed, on_rejected)
+    twitch.expire_access_token(alice)
+    await bot.command(twitch, "ccc red")
+    puts = await twitch.wait_for_color_puts(2, user_id=alice.id)
+    assert [put.status for put in puts] == [401, 204]
+    # Saved after the refused PUT and before the retried one, and it is the pair Twitch now honours.
+    assert saved == [(alice.access_token, alice.refresh_token, 1)]
+    # A call without token_for uses the client's "app token": current, so no second refresh.
+    await bot.fetch_users(ids=[alice.id])
+    assert token_refreshes(twitch) == 1
+    assert bot._http._app_token == alice.access_token
+
+
+async def test_rejected_refresh_is_reported(twitch: FakeTwitch, bots: Bots) -> None:
+    alice = twitch.add_user("alice")
+    bot = await bots.start(alice)
+    rejected: list[int] = []
+
+    async def on_refreshed(access: str, refresh: str, expires_in: int | None) -> None:
+        raise AssertionError("no refresh can succeed here")
+
+    async def on_rejected(error: twitchio.HTTPException) -> None:
+        rejected.append(error.status)
+
+    save_refreshed_tokens_first(bot._http, on_refreshed, on_rejected)
+    twitch.revoke_tokens(alice)
+    await bot.command(twitch, "ccc red")
+    changer = bot.color_changer._changer
+    assert changer is not None
+    await changer.wait_idle()
+    assert rejected == [400]
+    assert changer.state.errors == 1

@@ -7,13 +7,14 @@ import contextlib
 import itertools
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ..twitchio_compat import twitchio_endpoints
 from .eventsub import EventSub, FakeSession
 from .helix import HelixAPI
 from .models import ColorPut, DeviceCode, FakeSubscription, FakeUser, RecordedRequest, TwitchError
@@ -126,22 +127,9 @@ class FakeTwitch:
         """The value for ``twitchio.eventsub.websockets.WSS``."""
         return self.base_url.replace("http://", "ws://", 1) + "/ws"
 
-    @contextlib.contextmanager
-    def _patched(self) -> Iterator[None]:
-        """Point twitchio's three endpoint globals here, restoring them afterwards."""
-        from twitchio.eventsub import websockets
-        from twitchio.http import Route
-
-        saved = Route.BASE, Route.ID_BASE, websockets.WSS
-        Route.BASE, Route.ID_BASE, websockets.WSS = self.helix_url, self.id_url, self.eventsub_url
-        try:
-            yield
-        finally:
-            Route.BASE, Route.ID_BASE, websockets.WSS = saved
-
     def patch_twitchio(self) -> contextlib.AbstractContextManager[None]:
         """Context manager aiming twitchio at the fake; keep it open while any twitchio client runs."""
-        return self._patched()
+        return twitchio_endpoints(self.helix_url, self.id_url, self.eventsub_url)
 
     # users and tokens
 
