@@ -1,17 +1,443 @@
-"""Entry point of the ``colorchanger-runner`` command."""
+"""The ``colorchanger-runner`` command: manage users in the database and run their bots."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import aiohttp
 import click
 
+from colorchanger_ext.settings import COLOR_MODES, HEX_POLICIES
+from colorchanger_ext.store import StoreError
+from colorchanger_ext.twitchio_compat import fix_reconnect_tracking, twitchio_endpoints
 
-@click.group()
+from .accounts import Account, Accounts
+from .config import Config, ConfigError, find_config, load_config, search_locations
+from .login import (
+    InvalidToken,
+    LoginError,
+    Tokens,
+    TwitchAuth,
+    check_account,
+    normalize_channel,
+    normalize_channels,
+)
+from .logs import configure_logging
+from .supervisor import Supervisor
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class BadConfig(click.ClickException):
+    """A configuration problem: exit status 2, like a usage error, before anything is touched."""
+
+    exit_code = 2
+
+
+@dataclass
+class Runtime:
+    """What every command shares: where the config is, loaded once on first use."""
+
+    explicit_config: Path | None
+    _config: Config | None = field(default=None, init=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(find_config(self.explicit_config))
+            except ConfigError as error:
+                raise BadConfig(str(error)) from None
+        return self._config
+
+    def client_id(self) -> str:
+        try:
+            return self.config.require_client_id()
+        except ConfigError as error:
+            raise BadConfig(str(error)) from None
+
+    @contextlib.asynccontextmanager
+    async def accounts(self) -> AsyncIterator[Accounts]:
+        database = self.config.database
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        accounts = await Accounts.open(database)
+        try:
+            yield accounts
+        finally:
+            await accounts.close()
+
+    @contextlib.asynccontextmanager
+    async def auth(self) -> AsyncIterator[TwitchAuth]:
+        config = self.config
+        async with aiohttp.ClientSession() as session:
+            yield TwitchAuth(
+                session,
+                client_id=self.client_id(),
+                client_secret=config.client_secret,
+                oauth_url=config.endpoints.oauth,
+                helix_url=config.endpoints.helix,
+            )
+
+
+pass_runtime = click.make_pass_decorator(Runtime)
+
+
+def run_async(command: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """Run a coroutine command; database and login failures become one clear line and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return asyncio.run(command(*args, **kwargs))
+        except (StoreError, LoginError) as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML config file. Default: $COLORCHANGER_CONFIG, ./colorchanger.yaml, then the user config dir.",
+)
 @click.version_option(package_name="twitchio-colorchanger")
-def main() -> None:
-    """Run and manage colour-changing Twitch bots."""
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Change your Twitch chat colour after every message you send.
+
+    Add yourself with `users add LOGIN`, then start with `run`.
+    """
+    ctx.obj = Runtime(config_path)
 
 
 @main.command()
-def run() -> None:
-    """Run one bot per configured user (not built yet)."""
-    raise click.ClickException("not yet: the runner arrives with the runner issue")
+@pass_runtime
+def run(runtime: Runtime) -> None:
+    """Run one bot per enabled user until interrupted (SIGINT or SIGTERM)."""
+    config = runtime.config
+    client_id = runtime.client_id()
+    redactor = configure_logging(
+        level=config.logging.level,
+        format=config.logging.format,
+        file=config.logging.file,
+        max_bytes=config.logging.max_bytes,
+        backup_count=config.logging.backup_count,
+        secrets=[config.client_secret] if config.client_secret else [],
+    )
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        fix_reconnect_tracking()
+        endpoints = config.endpoints
+        with twitchio_endpoints(endpoints.helix, endpoints.oauth, endpoints.eventsub):
+            async with runtime.accounts() as accounts:
+                supervisor = Supervisor(
+                    accounts,
+                    client_id=client_id,
+                    client_secret=config.client_secret,
+                    colors=config.colors,
+                    redactor=redactor,
+                )
+                await supervisor.run(stop)
+
+    run_async(serve)()
+
+
+@main.group()
+def users() -> None:
+    """Add, list, change and remove the Twitch accounts the runner changes colours for."""
+
+
+@users.command("add")
+@click.argument("login")
+@click.option(
+    "--channel",
+    "-c",
+    "channels",
+    multiple=True,
+    help="A channel to read chat in (repeatable). Default: your own.",
+)
+@click.option(
+    "--access-token",
+    envvar="COLORCHANGER_ACCESS_TOKEN",
+    help="Import an existing token instead of logging in.",
+)
+@click.option(
+    "--refresh-token",
+    envvar="COLORCHANGER_REFRESH_TOKEN",
+    help="The refresh token that goes with --access-token.",
+)
+@pass_runtime
+@run_async
+async def users_add(
+    runtime: Runtime,
+    login: str,
+    channels: tuple[str, ...],
+    access_token: str | None,
+    refresh_token: str | None,
+) -> None:
+    """Log LOGIN in with Twitch's device code flow (or import tokens), and store it.
+
+    Adding a user that exists logs it in again: the way to recover a revoked account.
+    """
+    login = normalize_channel(login)
+    if bool(access_token) != bool(refresh_token):
+        raise click.UsageError("--access-token and --refresh-token go together")
+    wanted = normalize_channels(channels) if channels else None
+    async with runtime.auth() as auth:
+        if access_token and refresh_token:
+            tokens = await auth.import_tokens(access_token, refresh_token)
+        else:
+            tokens = await device_login(auth, login)
+        check_account(tokens, login)
+        async with runtime.accounts() as accounts:
+            existing = await accounts.get(tokens.user_id)
+            if wanted is None:
+                wanted = [c.login for c in existing.channels] if existing and existing.channels else [login]
+            resolved = await auth.resolve_channels(tokens, wanted)
+            account = await accounts.add_user(
+                user_id=tokens.user_id,
+                login=tokens.login,
+                access_token=tokens.access_token,
+                refresh_token=tokens.refresh_token,
+                scopes=tokens.scopes,
+                expires_at=tokens.expires_at,
+                channels=[(channel.id, channel.login) for channel in resolved],
+                mode=runtime.config.colors.mode,
+                hex_policy=runtime.config.colors.hex_policy,
+            )
+    verb = "Logged in again" if existing else "Added"
+    click.echo(f"{verb}: {account.login} (id {account.user_id}), reading chat in {channel_list(account)}.")
+    click.echo("A running `colorchanger-runner run` picks this up by itself; otherwise start one.")
+
+
+async def device_login(auth: TwitchAuth, login: str) -> Tokens:
+    """Show the code and URL, then wait for approval with a visible countdown."""
+    code = await auth.start_device_login()
+    click.echo(f"To let colorchanger change {login}'s colour, open this page while logged in as {login}:\n")
+    click.secho(f"    {code.verification_uri}", bold=True)
+    click.echo("\nand enter the code:\n")
+    click.secho(f"    {code.user_code}\n", bold=True)
+    interactive = sys.stderr.isatty()
+    last_shown = [float("inf")]
+
+    def tick(seconds_left: float) -> None:
+        minutes, seconds = divmod(max(0, int(seconds_left)), 60)
+        text = f"waiting for approval... {minutes}:{seconds:02d} left"
+        if interactive:
+            click.echo(f"\r{text}  ", nl=False, err=True)
+        elif last_shown[0] - seconds_left >= 60:
+            last_shown[0] = seconds_left
+            click.echo(text, err=True)
+
+    try:
+        return await auth.wait_for_device_login(code, on_tick=tick)
+    finally:
+        if interactive:
+            click.echo(err=True)
+
+
+def channel_list(account: Account) -> str:
+    return (
+        ", ".join(f"#{c.login}" + (" (banned)" if c.banned_at else "") for c in account.channels)
+        or "no channels"
+    )
+
+
+def expiry(account: Account) -> str:
+    if account.tokens is None or account.tokens.expires_at is None:
+        return "-"
+    left = account.tokens.expires_at - time.time()
+    return "expired" if left <= 0 else f"in {int(left // 3600)}h{int(left % 3600 // 60):02d}m"
+
+
+def status(account: Account) -> str:
+    if account.tokens is None or account.tokens.status != "ok":
+        return "needs-login"
+    return "ok" if account.enabled else "disabled"
+
+
+@users.command("list")
+@pass_runtime
+@run_async
+async def users_list(runtime: Runtime) -> None:
+    """Show every user: channels, colour settings, token expiry, last colour and status."""
+    async with runtime.accounts() as accounts:
+        rows = await accounts.list()
+    if not rows:
+        click.echo("No users yet. Add one with: colorchanger-runner users add LOGIN")
+        return
+    table = [("LOGIN", "ID", "ENABLED", "CHANNELS", "MODE", "HEX", "TOKEN EXPIRES", "LAST COLOUR", "STATUS")]
+    for account in rows:
+        state = account.state
+        table.append(
+            (
+                account.login,
+                account.user_id,
+                "yes" if account.enabled else "no",
+                channel_list(account),
+                state.mode,
+                state.hex_policy,
+                expiry(account),
+                state.last_color or "-",
+                status(account),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+async def require_account(accounts: Accounts, login: str) -> Account:
+    account = await accounts.get(normalize_channel(login))
+    if account is None:
+        raise click.ClickException(f"no user {login!r}: see `colorchanger-runner users list`")
+    return account
+
+
+@users.command("remove")
+@click.argument("login")
+@pass_runtime
+@run_async
+async def users_remove(runtime: Runtime, login: str) -> None:
+    """Forget LOGIN: its tokens, channels and colour state."""
+    async with runtime.accounts() as accounts:
+        account = await require_account(accounts, login)
+        await accounts.remove(account.user_id)
+    click.echo(f"Removed {account.login}.")
+
+
+def _toggle(enabled: bool) -> Callable[[Runtime, str], Awaitable[None]]:
+    async def toggle(runtime: Runtime, login: str) -> None:
+        async with runtime.accounts() as accounts:
+            account = await require_account(accounts, login)
+            account = await accounts.set_enabled(account.user_id, enabled)
+        click.echo(f"{account.login}: colour changes {'enabled' if enabled else 'disabled'}.")
+
+    return toggle
+
+
+@users.command("enable")
+@click.argument("login")
+@pass_runtime
+@run_async
+async def users_enable(runtime: Runtime, login: str) -> None:
+    """Start changing LOGIN's colour again (a running runner starts its bot)."""
+    await _toggle(True)(runtime, login)
+
+
+@users.command("disable")
+@click.argument("login")
+@pass_runtime
+@run_async
+async def users_disable(runtime: Runtime, login: str) -> None:
+    """Stop changing LOGIN's colour (a running runner stops its bot); keeps everything stored."""
+    await _toggle(False)(runtime, login)
+
+
+@users.group("channels")
+def users_channels() -> None:
+    """Change which channels' chat a user's bot reads."""
+
+
+@users_channels.command("add")
+@click.argument("login")
+@click.argument("names", nargs=-1, required=True)
+@pass_runtime
+@run_async
+async def channels_add(runtime: Runtime, login: str, names: tuple[str, ...]) -> None:
+    """Read chat in more channels (each must exist on Twitch)."""
+    wanted = normalize_channels(names)
+    async with runtime.accounts() as accounts:
+        account = await require_account(accounts, login)
+        async with runtime.auth() as auth:
+            resolved = await resolve_with_stored_tokens(auth, accounts, account, wanted)
+        account = await accounts.add_channels(account.user_id, [(c.id, c.login) for c in resolved])
+    click.echo(f"{account.login}: reading chat in {channel_list(account)}.")
+
+
+async def resolve_with_stored_tokens(
+    auth: TwitchAuth, accounts: Accounts, account: Account, names: list[str]
+) -> list[Any]:
+    """Look channels up with the user's stored token, refreshing (and saving) it once if expired."""
+    stored = account.tokens
+    if stored is None or stored.status != "ok":
+        raise click.ClickException(
+            f"{account.login} needs login first: colorchanger-runner users add {account.login}"
+        )
+    tokens = Tokens(
+        user_id=account.user_id,
+        login=account.login,
+        access_token=stored.access_token,
+        refresh_token=stored.refresh_token,
+        scopes=stored.scopes,
+        expires_at=stored.expires_at or 0.0,
+    )
+    try:
+        return await auth.resolve_channels(tokens, names)
+    except InvalidToken:
+        access, refresh = await auth.refresh(stored.refresh_token)
+        await accounts.save_tokens(account.user_id, access, refresh, expires_at=None)
+        fresh = Tokens(tokens.user_id, tokens.login, access, refresh, tokens.scopes, tokens.expires_at)
+        return await auth.resolve_channels(fresh, names)
+
+
+@users_channels.command("remove")
+@click.argument("login")
+@click.argument("names", nargs=-1, required=True)
+@pass_runtime
+@run_async
+async def channels_remove(runtime: Runtime, login: str, names: tuple[str, ...]) -> None:
+    """Stop reading chat in these channels."""
+    wanted = normalize_channels(names)
+    async with runtime.accounts() as accounts:
+        account = await require_account(accounts, login)
+        account = await accounts.remove_channels(account.user_id, wanted)
+    click.echo(f"{account.login}: reading chat in {channel_list(account)}.")
+
+
+@users.command("set")
+@click.argument("login")
+@click.option(
+    "--mode", type=click.Choice(COLOR_MODES), help="preset: named colours; hex: any readable colour."
+)
+@click.option(
+    "--hex", "hex_policy", type=click.Choice(HEX_POLICIES), help="Whether to use hex colours (auto learns)."
+)
+@pass_runtime
+@run_async
+async def users_set(runtime: Runtime, login: str, mode: str | None, hex_policy: str | None) -> None:
+    """Change LOGIN's colour settings."""
+    if mode is None and hex_policy is None:
+        raise click.UsageError("nothing to set: give --mode and/or --hex")
+    async with runtime.accounts() as accounts:
+        account = await require_account(accounts, login)
+        account = await accounts.set_colors(account.user_id, mode=mode, hex_policy=hex_policy)
+    click.echo(f"{account.login}: mode {account.state.mode}, hex {account.state.hex_policy}.")
+
+
+@main.command("config")
+@pass_runtime
+def show_config(runtime: Runtime) -> None:
+    """Say which config file is used and where the database is."""
+    config = runtime.config
+    click.echo(f"config file: {config.source or 'none found'}")
+    if config.source is None:
+        click.echo("searched: " + ", ".join(str(p) for p in search_locations()))
+    click.echo(f"database:    {config.database}")
+    click.echo(f"client id:   {'set' if config.client_id else 'missing'}")

@@ -39,7 +39,7 @@ MAX_ERROR_LENGTH = 200
 DEFAULT_BUSY_TIMEOUT = 5.0
 _MIN_SQLITE = (3, 35, 0)  # RETURNING
 
-_USER_COLUMNS = (
+USER_COLUMNS = (
     "user_id, login, enabled, mode, hex_policy, hex_refused_at, recent_colors, changes, errors, "
     "last_color, last_changed_at, last_error, last_error_at, created_at, updated_at"
 )
@@ -74,7 +74,7 @@ class UserState:
     updated_at: float
 
 
-def _user_from_row(row: sqlite3.Row) -> UserState:
+def user_from_row(row: sqlite3.Row) -> UserState:
     """The one place a database row becomes a ``UserState``."""
     return UserState(
         user_id=row["user_id"],
@@ -239,7 +239,7 @@ class Store:
         """One ``UPDATE ... RETURNING`` on an existing user; ``assignments`` is our own SQL text."""
         async with self.connection(action) as conn:
             rows = await conn.execute_fetchall(
-                f"UPDATE users SET {assignments}, updated_at = ? WHERE user_id = ? RETURNING {_USER_COLUMNS}",
+                f"UPDATE users SET {assignments}, updated_at = ? WHERE user_id = ? RETURNING {USER_COLUMNS}",
                 (*params, time.time(), user_id),
             )
         return _single(rows, self.path, user_id)
@@ -248,11 +248,9 @@ class Store:
         """The user's state, or None before ``ensure_user`` has seen them."""
         async with self.connection(f"reading user {user_id}") as conn:
             rows = list(
-                await conn.execute_fetchall(
-                    f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
-                )
+                await conn.execute_fetchall(f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,))
             )
-        return _user_from_row(rows[0]) if rows else None
+        return user_from_row(rows[0]) if rows else None
 
     async def ensure_user(
         self, user_id: str, login: str, *, mode: str = "preset", hex_policy: HexPolicy = "auto"
@@ -273,14 +271,14 @@ class Store:
                     "ON CONFLICT (user_id) DO UPDATE "
                     "SET login = excluded.login, updated_at = excluded.updated_at "
                     "WHERE users.login IS NOT excluded.login "
-                    f"RETURNING {_USER_COLUMNS}",
+                    f"RETURNING {USER_COLUMNS}",
                     (user_id, login, mode, hex_policy, now, now),
                 )
             )
             if not rows:  # already there with this login: nothing was written
                 rows = list(
                     await conn.execute_fetchall(
-                        f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
+                        f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
                     )
                 )
         return _single(rows, self.path, user_id)
@@ -335,7 +333,7 @@ class Store:
             rows = list(
                 await conn.execute_fetchall(
                     "UPDATE users SET recent_colors = ?, changes = changes + 1, last_color = ?, "
-                    f"last_changed_at = ?, updated_at = ? WHERE user_id = ? RETURNING {_USER_COLUMNS}",
+                    f"last_changed_at = ?, updated_at = ? WHERE user_id = ? RETURNING {USER_COLUMNS}",
                     (json.dumps(list(recent[-keep:])), color, now, now, user_id),
                 )
             )
@@ -349,7 +347,7 @@ class Store:
         async with self.connection(f"recording an error for user {user_id}") as conn:
             rows = await conn.execute_fetchall(
                 "UPDATE users SET errors = errors + 1, last_error = ?, last_error_at = ?, updated_at = ? "
-                f"WHERE user_id = ? RETURNING {_USER_COLUMNS}",
+                f"WHERE user_id = ? RETURNING {USER_COLUMNS}",
                 (message, now, now, user_id),
             )
         return _single(rows, self.path, user_id)
@@ -357,8 +355,8 @@ class Store:
     async def list_users(self) -> list[UserState]:
         """Every known user, by login, for status output."""
         async with self.connection("listing users") as conn:
-            rows = await conn.execute_fetchall(f"SELECT {_USER_COLUMNS} FROM users ORDER BY login, user_id")
-        return [_user_from_row(row) for row in rows]
+            rows = await conn.execute_fetchall(f"SELECT {USER_COLUMNS} FROM users ORDER BY login, user_id")
+        return [user_from_row(row) for row in rows]
 
 
 def _parse_recent(raw: str) -> tuple[str, ...]:
@@ -378,7 +376,7 @@ def _unknown(path: Path, user_id: str) -> UnknownUserError:
 def _single(rows: Iterable[sqlite3.Row], path: Path, user_id: str) -> UserState:
     """The one row a keyed write returned, or the unknown-user error when it matched none."""
     for row in rows:
-        return _user_from_row(row)
+        return user_from_row(row)
     raise _unknown(path, user_id)
 
 

@@ -1,0 +1,204 @@
+"""Runs one UserBot per enabled, logged-in account, restarts failed ones, and follows the database.
+
+The database is the only channel between ``colorchanger-runner users ...`` and a running
+``run``: SQLite's ``PRAGMA data_version`` changes when another process commits, so a cheap poll
+notices CLI changes within a second without any extra machinery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from colorchanger_ext.changer import describe_error
+from colorchanger_ext.settings import ColorSettings
+
+from .accounts import Account, Accounts
+from .logs import SecretRedactor
+from .userbot import NeedsLogin, UserBot
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE = 4.0
+"""Seconds bots get to close on shutdown; the whole stop stays inside Twitch-friendly 5 s."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Restart delays: the first retry is quick, later ones grow to a cap, all with jitter."""
+
+    first: float = 1.0
+    cap: float = 300.0
+    healthy_after: float = 120.0
+    """A bot that ran this long is healthy again: its next failure starts from ``first``."""
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds before restart number ``attempt`` (0-based): exponential, capped, 50-100 % jitter."""
+        return float(min(self.cap, self.first * 2**attempt) * rng.uniform(0.5, 1.0))
+
+
+def _running_shape(account: Account) -> tuple[str, tuple[str, ...]]:
+    """What a running bot was built from; a change means restarting it."""
+    return account.login, tuple(channel.channel_id for channel in account.live_channels)
+
+
+def _wanted(account: Account) -> bool:
+    return account.enabled and account.tokens is not None and account.tokens.status == "ok"
+
+
+@dataclass
+class Supervisor:
+    """Keeps the set of running bots equal to the set of enabled, logged-in accounts."""
+
+    accounts: Accounts
+    client_id: str
+    client_secret: str | None
+    colors: ColorSettings
+    redactor: SecretRedactor | None = None
+    poll_interval: float = 1.0
+    backoff: Backoff = field(default_factory=Backoff)
+    rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
+    bots: dict[str, UserBot] = field(default_factory=dict, init=False)
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _restart_now: set[str] = field(default_factory=set, init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _session: aiohttp.ClientSession | None = field(default=None, init=False)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then close every bot within the grace time."""
+        self._session = aiohttp.ClientSession()
+        try:
+            await self._report_startup()
+            version = await self.accounts.data_version()
+            await self._reconcile()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await stop.wait()
+                current = await self.accounts.data_version()
+                if current != version:
+                    version = current
+                    await self._reconcile()
+        finally:
+            await self._shutdown()
+
+    async def _report_startup(self) -> None:
+        accounts = await self.accounts.list()
+        if not accounts:
+            logger.warning("no users yet: add one with `colorchanger-runner users add LOGIN`")
+        for account in accounts:
+            if account.tokens is not None and account.tokens.status != "ok":
+                logger.error(
+                    "%s needs login (%s): run `colorchanger-runner users add %s`",
+                    account.login,
+                    account.tokens.status_reason or "tokens rejected",
+                    account.login,
+                )
+            elif not account.enabled:
+                logger.info(
+                    "%s is disabled: `colorchanger-runner users enable %s` to start it",
+                    account.login,
+                    account.login,
+                )
+
+    async def _reconcile(self) -> None:
+        """Start, stop or restart bots so they match the database."""
+        wanted = {account.user_id: account for account in await self.accounts.list() if _wanted(account)}
+        for user_id in list(self._tasks):
+            bot = self.bots.get(user_id)
+            account = wanted.get(user_id)
+            if account is None:
+                if bot is not None:
+                    logger.info("%s: disabled or removed; stopping", bot.login_name)
+                    await bot.close()
+            elif bot is not None and account.tokens is not None:
+                if _running_shape(account) != _running_shape(bot.account):
+                    logger.info("%s: channels or login changed; restarting", account.login)
+                elif account.tokens.access_token != bot.access_token:
+                    logger.info("%s: logged in again; restarting", account.login)
+                else:
+                    continue
+                self._restart_now.add(user_id)
+                await bot.close()
+        for user_id, account in wanted.items():
+            if user_id not in self._tasks:
+                task = asyncio.create_task(self._keep_running(user_id), name=f"user:{account.login}")
+                task.add_done_callback(functools.partial(self._forget_task, user_id))
+                self._tasks[user_id] = task
+
+    def _forget_task(self, user_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(user_id) is task:
+            del self._tasks[user_id]
+
+    async def _keep_running(self, user_id: str) -> None:
+        """One account's life: run its bot, and restart it with backoff until it is not wanted."""
+        attempt = 0
+        while not self._stopping.is_set():
+            account = await self.accounts.get(user_id)
+            if account is None or not _wanted(account):
+                return
+            assert self._session is not None
+            bot = UserBot(
+                account,
+                accounts=self.accounts,
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                colors=self.colors,
+                session=self._session,
+                redactor=self.redactor,
+            )
+            if self.redactor is not None and account.tokens is not None:
+                self.redactor.add(account.tokens.access_token, account.tokens.refresh_token)
+            self.bots[user_id] = bot
+            started = self.clock()
+            try:
+                await bot.serve()
+                reason = "disconnected"
+            except NeedsLogin:
+                return  # reported by the bot, and retrying cannot help
+            except Exception as error:
+                reason = describe_error(error)
+            finally:
+                self.bots.pop(user_id, None)
+            if self._stopping.is_set():
+                return
+            if user_id in self._restart_now:
+                self._restart_now.discard(user_id)
+                continue
+            account = await self.accounts.get(user_id)
+            if account is None or not _wanted(account):
+                return
+            if self.clock() - started >= self.backoff.healthy_after:
+                attempt = 0
+            delay = self.backoff.delay(attempt, self.rng)
+            attempt += 1
+            logger.warning("%s: %s; restarting in %.1f s", account.login, reason, delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+
+    async def _shutdown(self) -> None:
+        self._stopping.set()
+        bots = list(self.bots.values())
+        if bots:
+            logger.info("stopping %d bot(s)", len(bots))
+        try:
+            async with asyncio.timeout(STOP_GRACE):
+                await asyncio.gather(*(bot.close() for bot in bots), return_exceptions=True)
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        except TimeoutError:
+            logger.warning("some bots did not stop within %.0f s; cancelling them", STOP_GRACE)
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()

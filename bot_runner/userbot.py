@@ -1,0 +1,166 @@
+"""One Twitch account as a twitchio bot: its tokens from the database, its channels, the component."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import twitchio
+from twitchio.ext import commands
+
+from colorchanger_ext import ColorChanger
+from colorchanger_ext.changer import describe_error
+from colorchanger_ext.twitchio_compat import save_refreshed_tokens_first
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from colorchanger_ext.settings import ColorSettings
+
+    from .accounts import Account, Accounts
+    from .logs import SecretRedactor
+
+logger = logging.getLogger(__name__)
+
+LOGOUT_REASONS = frozenset({"authorization_revoked", "user_removed"})
+
+
+class NeedsLogin(Exception):
+    """Twitch no longer accepts this account's tokens; only ``users add`` can fix it."""
+
+
+class UserBot(commands.Bot):
+    """A twitchio bot for one account; ``bot_id`` is that account's own id."""
+
+    def __init__(
+        self,
+        account: Account,
+        *,
+        accounts: Accounts,
+        client_id: str,
+        client_secret: str | None,
+        colors: ColorSettings,
+        session: aiohttp.ClientSession,
+        redactor: SecretRedactor | None = None,
+    ) -> None:
+        assert account.tokens is not None
+        super().__init__(
+            client_id=client_id,
+            client_secret=client_secret,
+            bot_id=account.user_id,
+            prefix="!",
+            session=session,
+            fetch_client_user=False,  # one Helix request per start that nothing here needs
+        )
+        self.account = account
+        self.access_token = account.tokens.access_token
+        self._accounts = accounts
+        self._colors = colors
+        self._redactor = redactor
+        self.needs_login: str | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+        self.live_channels: dict[str, str] = {}  # channel id -> login, those we get chat from
+
+    @property
+    def login_name(self) -> str:
+        return self.account.login
+
+    async def serve(self) -> None:
+        """Log in, subscribe, and run until closed; raises NeedsLogin when the tokens are dead."""
+        try:
+            await self.start(self.access_token, with_adapter=False, load_tokens=False, save_tokens=False)
+        finally:
+            await self.close()  # start() skips its own cleanup when setup fails
+        if self.needs_login:
+            raise NeedsLogin(self.needs_login)
+
+    async def load_tokens(self, path: str | None = None) -> None:
+        """Tokens live encrypted in the database, never in twitchio's JSON file."""
+
+    async def save_tokens(self, path: str | None = None) -> None:
+        """Every refreshed pair is saved when it arrives (see setup_hook), never to twitchio's file."""
+
+    async def setup_hook(self) -> None:
+        tokens = self.account.tokens
+        assert tokens is not None
+        save_refreshed_tokens_first(self._http, self._save_refreshed, self._refresh_rejected)
+        try:
+            await self.add_token(tokens.access_token, tokens.refresh_token)
+        except twitchio.InvalidTokenException as error:  # its text holds the token: never show it
+            if error.status >= 500:
+                raise RuntimeError(f"Twitch answered {error.status} while checking the tokens") from None
+            await self._give_up("Twitch rejected the stored tokens")
+            raise NeedsLogin("Twitch rejected the stored tokens") from None
+        await self.add_component(ColorChanger(self, store=self._accounts.store, settings=self._colors))
+        for channel in self.account.live_channels:
+            await self._subscribe(channel.channel_id, channel.login)
+        if self.account.live_channels and not self.live_channels:
+            raise RuntimeError("could not subscribe to chat in any channel")
+        self.subscribed.set()
+
+    async def _subscribe(self, channel_id: str, channel_login: str) -> None:
+        payload = twitchio.eventsub.ChatMessageSubscription(
+            broadcaster_user_id=channel_id, user_id=self.bot_id
+        )
+        try:
+            await self.subscribe_websocket(payload=payload, token_for=self.bot_id)
+        except twitchio.HTTPException as error:
+            logger.warning(
+                "%s: could not read chat in #%s: %s", self.login_name, channel_login, describe_error(error)
+            )
+            return
+        self.live_channels[channel_id] = channel_login
+        logger.info("%s: reading chat in #%s", self.login_name, channel_login)
+
+    async def _save_refreshed(self, access_token: str, refresh_token: str, expires_in: int | None) -> None:
+        if self._redactor is not None:
+            self._redactor.add(access_token, refresh_token)
+        expires_at = time.time() + expires_in if expires_in else None
+        await self._accounts.save_tokens(self.bot_id, access_token, refresh_token, expires_at=expires_at)
+        self.access_token = access_token
+        logger.info("%s: token refreshed and saved", self.login_name)
+
+    async def _refresh_rejected(self, error: Any) -> None:
+        await self._give_up("Twitch rejected the refresh token")
+
+    async def _give_up(self, reason: str) -> None:
+        """Mark the account needs-login (reported once) and stop this bot; retrying cannot help."""
+        if self.needs_login:
+            return
+        self.needs_login = reason
+        if await self._accounts.mark_needs_login(self.bot_id, reason):
+            logger.error(
+                "%s needs login: %s; run `colorchanger-runner users add %s`",
+                self.login_name,
+                reason,
+                self.login_name,
+            )
+        self._closing = asyncio.get_running_loop().create_task(self.close())
+
+    async def event_subscription_revoked(self, payload: twitchio.SubscriptionRevoked) -> None:
+        reason = payload.reason.value
+        channel_id = str(payload.raw.get("condition", {}).get("broadcaster_user_id", ""))
+        channel = self.live_channels.pop(channel_id, channel_id)
+        if reason in LOGOUT_REASONS:
+            await self._give_up(f"Twitch revoked access ({reason})")
+        elif reason == "chat_user_banned":
+            logger.error("%s: banned in #%s; no longer reading chat there", self.login_name, channel)
+            await self._accounts.mark_channel_banned(self.bot_id, channel_id)
+        else:
+            logger.error(
+                "%s: Twitch ended the chat subscription for #%s (%s)", self.login_name, channel, reason
+            )
+
+    async def event_websocket_welcome(self, payload: twitchio.WebsocketWelcome) -> None:
+        logger.info("%s: connected to Twitch EventSub", self.login_name)
+
+    async def event_error(self, payload: twitchio.EventErrorPayload) -> None:
+        logger.error(
+            "%s: error in %s: %s",
+            self.login_name,
+            payload.listener.__qualname__,
+            describe_error(payload.error),
+        )
