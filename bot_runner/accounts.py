@@ -45,7 +45,9 @@ __all__ = [
 
 TokenStatus = Literal["ok", "needs-login"]
 
-_TOKEN_COLUMNS = "user_id, access_token, refresh_token, scopes, expires_at, status, status_reason, updated_at"
+_TOKEN_COLUMNS = (
+    "user_id, access_token, refresh_token, scopes, expires_at, status, status_reason, updated_at, bot_enabled"
+)
 _CHANNEL_COLUMNS = "user_id, channel_id, channel_login, banned_at"
 
 
@@ -69,6 +71,7 @@ class StoredTokens:
     status: TokenStatus
     status_reason: str | None
     updated_at: float
+    bot_enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +103,8 @@ class Account:
 
     @property
     def enabled(self) -> bool:
-        """Whether the user's bot should run."""
-        return self.state.enabled
+        """Whether the runner runs the user's bot (``users enable/disable``; not ``cce``/``ccd``)."""
+        return self.tokens is not None and self.tokens.bot_enabled
 
     @property
     def live_channels(self) -> tuple[ChannelRow, ...]:
@@ -289,6 +292,7 @@ class Accounts:
             status=cast(TokenStatus, row["status"]),
             status_reason=row["status_reason"],
             updated_at=row["updated_at"],
+            bot_enabled=bool(row["bot_enabled"]),
         )
 
     # -- users and tokens -----------------------------------------------------------------------
@@ -327,7 +331,7 @@ class Accounts:
                 (user_id, login, mode, hex_policy, now, now),
             )
             await conn.execute_fetchall(
-                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'ok', NULL, ?) "
+                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'ok', NULL, ?, 1) "
                 "ON CONFLICT (user_id) DO UPDATE SET access_token = excluded.access_token, "
                 "refresh_token = excluded.refresh_token, scopes = excluded.scopes, "
                 "expires_at = excluded.expires_at, status = 'ok', status_reason = NULL, "
@@ -426,7 +430,7 @@ class Accounts:
         ) as conn:
             user_id = await self._require(conn, login_or_id)
             await conn.execute_fetchall(
-                "UPDATE users SET enabled = ?, updated_at = ? WHERE user_id = ?",
+                "UPDATE tokens SET bot_enabled = ?, updated_at = ? WHERE user_id = ?",
                 (bool(enabled), time.time(), user_id),
             )
             return await self._load_one(conn, user_id)

@@ -282,7 +282,20 @@ async def users_list(runtime: Runtime) -> None:
     if not rows:
         click.echo("No users yet. Add one with: colorchanger-runner users add LOGIN")
         return
-    table = [("LOGIN", "ID", "ENABLED", "CHANNELS", "MODE", "HEX", "TOKEN EXPIRES", "LAST COLOUR", "STATUS")]
+    table = [
+        (
+            "LOGIN",
+            "ID",
+            "ENABLED",
+            "CHANGES",
+            "CHANNELS",
+            "MODE",
+            "HEX",
+            "TOKEN EXPIRES",
+            "LAST COLOUR",
+            "STATUS",
+        )
+    ]
     for account in rows:
         state = account.state
         table.append(
@@ -290,6 +303,7 @@ async def users_list(runtime: Runtime) -> None:
                 account.login,
                 account.user_id,
                 "yes" if account.enabled else "no",
+                "on" if state.enabled else "off (ccd)",
                 channel_list(account),
                 state.mode,
                 state.hex_policy,

@@ -126,6 +126,7 @@ class Supervisor:
                 elif account.tokens.access_token != bot.access_token:
                     logger.info("%s: logged in again; restarting", account.login)
                 else:
+                    await bot.reload_state()
                     continue
                 self._restart_now.add(user_id)
                 await bot.close()

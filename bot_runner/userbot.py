@@ -101,6 +101,12 @@ class UserBot(commands.Bot):
             raise RuntimeError("could not subscribe to chat in any channel")
         self.subscribed.set()
 
+    async def reload_state(self) -> None:
+        """Apply colour settings changed from the CLI while this bot runs."""
+        component = self.get_component("ColorChanger")
+        if isinstance(component, ColorChanger):
+            await component.reload_state()
+
     async def _subscribe(self, channel_id: str, channel_login: str) -> None:
         payload = twitchio.eventsub.ChatMessageSubscription(
             broadcaster_user_id=channel_id, user_id=self.bot_id

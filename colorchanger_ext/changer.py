@@ -110,6 +110,12 @@ class Changer:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
 
+    async def reload(self) -> None:
+        """Re-read the stored state, after another process (the runner's CLI) changed it."""
+        state = await self._store.get_user(self.user_id)
+        if state is not None:
+            self.state = state
+
     async def set_enabled(self, enabled: bool) -> None:
         """Turn automatic changes on or off, on disk first."""
         self.state = await self._store.set_enabled(self.user_id, enabled)

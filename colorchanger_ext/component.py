@@ -99,6 +99,11 @@ class ColorChanger(commands.Component, name="ColorChanger"):
             )
         return self._changer
 
+    async def reload_state(self) -> None:
+        """Pick up settings another process wrote to the database (mode, hex policy, on/off)."""
+        if self._changer is not None:
+            await self._changer.reload()
+
     async def _put_color(self, color: str) -> None:
         await self.bot.create_partialuser(self.bot.bot_id).update_chatter_color(color)
 

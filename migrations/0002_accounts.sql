@@ -1,4 +1,6 @@
--- 0002: the runner's accounts: each user's Twitch tokens and the channels their bot joins.
+-- 0002: the runner's accounts: each user's Twitch tokens, whether the runner runs their bot, and
+-- the channels their bot joins. (users.enabled is the chat-level switch, `cce`/`ccd`: a bot must
+-- keep running while changes are off, or it could never hear `cce`.)
 --
 -- Never edit this file once shipped; later changes are new files. Tokens are Fernet ciphertext
 -- (bot_runner.secret_key), never plain text: the key lives outside the database. Both halves of
@@ -13,6 +15,7 @@ CREATE TABLE tokens (
     expires_at      REAL,                                       -- unix time the access token expires; NULL = unknown
     status          TEXT    NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'needs-login')),
     status_reason   TEXT,                                       -- short, log-safe reason for needs-login
+    bot_enabled     INTEGER NOT NULL DEFAULT 1 CHECK (bot_enabled IN (0, 1)),  -- `users enable/disable`
     updated_at      REAL    NOT NULL                            -- unix time of the last write to the row
 );
 
