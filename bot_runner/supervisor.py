@@ -45,6 +45,17 @@ class Backoff:
         return float(min(self.cap, self.first * 2**attempt) * rng.uniform(0.5, 1.0))
 
 
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    """What the supervisor is doing with one account, for logs, health checks and tests."""
+
+    login: str
+    state: str
+    """``starting``, ``running`` (subscribed to chat), ``restarting``, ``needs-login`` or ``stopped``."""
+    detail: str = ""
+    since: float = 0.0
+
+
 def _running_shape(account: Account) -> tuple[str, tuple[str, ...]]:
     """What a running bot was built from; a change means restarting it."""
     return account.login, tuple(channel.channel_id for channel in account.live_channels)
@@ -72,6 +83,26 @@ class Supervisor:
     _restart_now: set[str] = field(default_factory=set, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
+    status: dict[str, UserStatus] = field(default_factory=dict, init=False)
+    _status_changed: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
+    _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    async def _set_status(self, user_id: str, login: str, state: str, detail: str = "") -> None:
+        self.status[user_id] = UserStatus(login, state, detail, time.time())
+        async with self._status_changed:
+            self._status_changed.notify_all()
+
+    async def wait_for_status(self, user_id: str, state: str, *, timeout: float = 5.0) -> UserStatus:  # noqa: ASYNC109
+        """Wait until the account reaches ``state`` (for tests and the demo)."""
+        async with asyncio.timeout(timeout), self._status_changed:
+            await self._status_changed.wait_for(
+                lambda: user_id in self.status and self.status[user_id].state == state
+            )
+            return self.status[user_id]
+
+    async def settled(self) -> None:
+        """Apply every database change made before this call, without waiting for the next poll."""
+        await self._reconcile()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then close every bot within the grace time."""
@@ -112,6 +143,10 @@ class Supervisor:
 
     async def _reconcile(self) -> None:
         """Start, stop or restart bots so they match the database."""
+        async with self._reconcile_lock:
+            await self._reconcile_now()
+
+    async def _reconcile_now(self) -> None:
         wanted = {account.user_id: account for account in await self.accounts.list() if _wanted(account)}
         for user_id in list(self._tasks):
             bot = self.bots.get(user_id)
@@ -143,49 +178,73 @@ class Supervisor:
     async def _keep_running(self, user_id: str) -> None:
         """One account's life: run its bot, and restart it with backoff until it is not wanted."""
         attempt = 0
-        while not self._stopping.is_set():
-            account = await self.accounts.get(user_id)
-            if account is None or not _wanted(account):
-                return
-            assert self._session is not None
-            bot = UserBot(
-                account,
-                accounts=self.accounts,
-                client_id=self.client_id,
-                client_secret=self.client_secret,
-                colors=self.colors,
-                session=self._session,
-                redactor=self.redactor,
-            )
-            if self.redactor is not None and account.tokens is not None:
-                self.redactor.add(account.tokens.access_token, account.tokens.refresh_token)
-            self.bots[user_id] = bot
-            started = self.clock()
-            try:
-                await bot.serve()
-                reason = "disconnected"
-            except NeedsLogin:
-                return  # reported by the bot, and retrying cannot help
-            except Exception as error:
-                reason = describe_error(error)
-            finally:
-                self.bots.pop(user_id, None)
-            if self._stopping.is_set():
-                return
-            if user_id in self._restart_now:
-                self._restart_now.discard(user_id)
-                continue
-            account = await self.accounts.get(user_id)
-            if account is None or not _wanted(account):
-                return
-            if self.clock() - started >= self.backoff.healthy_after:
-                attempt = 0
-            delay = self.backoff.delay(attempt, self.rng)
-            attempt += 1
-            logger.warning("%s: %s; restarting in %.1f s", account.login, reason, delay)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._stopping.wait()
+        login = user_id
+        try:
+            while not self._stopping.is_set():
+                account = await self.accounts.get(user_id)
+                if account is None or not _wanted(account):
+                    return
+                login = account.login
+                await self._set_status(user_id, login, "starting")
+                started = self.clock()
+                reason = await self._run_once(account)
+                if reason is None:  # needs login: reported by the bot, and retrying cannot help
+                    await self._set_status(user_id, login, "needs-login")
+                    return
+                if self._stopping.is_set():
+                    return
+                if user_id in self._restart_now:
+                    self._restart_now.discard(user_id)
+                    continue
+                account = await self.accounts.get(user_id)
+                if account is None or not _wanted(account):
+                    return
+                if self.clock() - started >= self.backoff.healthy_after:
+                    attempt = 0
+                delay = self.backoff.delay(attempt, self.rng)
+                attempt += 1
+                logger.warning("%s: %s; restarting in %.1f s", login, reason, delay)
+                await self._set_status(user_id, login, "restarting", reason)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
+        finally:
+            if self.status.get(user_id, UserStatus(login, "")).state != "needs-login":
+                await self._set_status(user_id, login, "stopped")
+
+    async def _run_once(self, account: Account) -> str | None:
+        """Run one bot until it ends; the reason it ended, or None when it needs a new login."""
+        assert self._session is not None
+        bot = UserBot(
+            account,
+            accounts=self.accounts,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            colors=self.colors,
+            session=self._session,
+            redactor=self.redactor,
+        )
+        if self.redactor is not None and account.tokens is not None:
+            self.redactor.add(account.tokens.access_token, account.tokens.refresh_token)
+        self.bots[account.user_id] = bot
+        serving = asyncio.create_task(bot.serve(), name=f"bot:{account.login}")
+        subscribed = asyncio.create_task(bot.subscribed.wait())
+        try:
+            await asyncio.wait([serving, subscribed], return_when=asyncio.FIRST_COMPLETED)
+            if subscribed.done() and not serving.done():
+                await self._set_status(account.user_id, account.login, "running")
+            await serving
+            return "disconnected"
+        except NeedsLogin:
+            return None
+        except Exception as error:
+            return describe_error(error)
+        finally:
+            subscribed.cancel()
+            if not serving.done():  # cancelled from outside: the bot must still close
+                serving.cancel()
+                await asyncio.gather(serving, return_exceptions=True)
+            self.bots.pop(account.user_id, None)
 
     async def _shutdown(self) -> None:
         self._stopping.set()
