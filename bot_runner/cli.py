@@ -69,7 +69,12 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def accounts(self) -> AsyncIterator[Accounts]:
         database = self.config.database
-        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as error:  # a file in the way, no permission: one line, not a traceback
+            raise StoreError(
+                f"cannot create the database directory {database.parent}: {error.strerror or error}"
+            ) from None
         accounts = await Accounts.open(database)
         try:
             yield accounts

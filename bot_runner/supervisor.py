@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from colorchanger_ext.changer import describe_error
+from colorchanger_ext.ratelimit import RateLimits
 from colorchanger_ext.settings import ColorSettings
 
 from .accounts import Account, Accounts
 from .logs import SecretRedactor
-from .userbot import NeedsLogin, UserBot
+from .userbot import ConnectionLost, NeedsLogin, UserBot
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class Supervisor:
     colors: ColorSettings
     redactor: SecretRedactor | None = None
     poll_interval: float = 1.0
+    silence_limit: float | None = None
+    """Seconds without a frame before a socket counts as dead; None: Twitch's keepalive + 3 s."""
     backoff: Backoff = field(default_factory=Backoff)
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], float] = time.monotonic
@@ -83,6 +86,7 @@ class Supervisor:
     _restart_now: set[str] = field(default_factory=set, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
+    rate_limits: RateLimits = field(default_factory=RateLimits, init=False)
     status: dict[str, UserStatus] = field(default_factory=dict, init=False)
     _status_changed: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
     _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -106,7 +110,7 @@ class Supervisor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then close every bot within the grace time."""
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(trace_configs=[self.rate_limits.trace_config()])
         try:
             await self._report_startup()
             version = await self.accounts.data_version()
@@ -223,6 +227,8 @@ class Supervisor:
             colors=self.colors,
             session=self._session,
             redactor=self.redactor,
+            rate_limits=self.rate_limits,
+            silence_limit=self.silence_limit,
         )
         if self.redactor is not None and account.tokens is not None:
             self.redactor.add(account.tokens.access_token, account.tokens.refresh_token)
@@ -234,9 +240,11 @@ class Supervisor:
             if subscribed.done() and not serving.done():
                 await self._set_status(account.user_id, account.login, "running")
             await serving
-            return "disconnected"
+            return "stopped"
         except NeedsLogin:
             return None
+        except ConnectionLost as lost:
+            return str(lost)
         except Exception as error:
             return describe_error(error)
         finally:

@@ -12,7 +12,13 @@ from twitchio.ext import commands
 
 from colorchanger_ext import ColorChanger
 from colorchanger_ext.changer import describe_error
-from colorchanger_ext.twitchio_compat import save_refreshed_tokens_first
+from colorchanger_ext.ratelimit import RateLimits
+from colorchanger_ext.twitchio_compat import (
+    any_socket_connected,
+    leave_reconnects_to_caller,
+    save_refreshed_tokens_first,
+    seconds_since_last_frame,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -31,6 +37,10 @@ class NeedsLogin(Exception):
     """Twitch no longer accepts this account's tokens; only ``users add`` can fix it."""
 
 
+class ConnectionLost(Exception):
+    """The EventSub connection is gone (closed, dropped or silent); the supervisor starts afresh."""
+
+
 class UserBot(commands.Bot):
     """A twitchio bot for one account; ``bot_id`` is that account's own id."""
 
@@ -44,6 +54,8 @@ class UserBot(commands.Bot):
         colors: ColorSettings,
         session: aiohttp.ClientSession,
         redactor: SecretRedactor | None = None,
+        rate_limits: RateLimits | None = None,
+        silence_limit: float | None = None,
     ) -> None:
         assert account.tokens is not None
         super().__init__(
@@ -59,6 +71,11 @@ class UserBot(commands.Bot):
         self._accounts = accounts
         self._colors = colors
         self._redactor = redactor
+        self._rate_limits = rate_limits
+        self._silence_limit = silence_limit
+        self._watchdog: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.lost_connection: str | None = None
         self.needs_login: str | None = None
         self._closing: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
@@ -76,6 +93,14 @@ class UserBot(commands.Bot):
             await self.close()  # start() skips its own cleanup when setup fails
         if self.needs_login:
             raise NeedsLogin(self.needs_login)
+        if self.lost_connection:
+            raise ConnectionLost(self.lost_connection)
+
+    async def close(self, **options: Any) -> None:
+        self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        await super().close(**options)
 
     async def load_tokens(self, path: str | None = None) -> None:
         """Tokens live encrypted in the database, never in twitchio's JSON file."""
@@ -94,12 +119,46 @@ class UserBot(commands.Bot):
                 raise RuntimeError(f"Twitch answered {error.status} while checking the tokens") from None
             await self._give_up("Twitch rejected the stored tokens")
             raise NeedsLogin("Twitch rejected the stored tokens") from None
-        await self.add_component(ColorChanger(self, store=self._accounts.store, settings=self._colors))
+        await self.add_component(
+            ColorChanger(
+                self, store=self._accounts.store, settings=self._colors, rate_limits=self._rate_limits
+            )
+        )
         for channel in self.account.live_channels:
             await self._subscribe(channel.channel_id, channel.login)
         if self.account.live_channels and not self.live_channels:
             raise RuntimeError("could not subscribe to chat in any channel")
+        leave_reconnects_to_caller(self, self.bot_id)
+        if self.live_channels:
+            self._watchdog = asyncio.create_task(
+                self._watch_for_silence(), name=f"watchdog:{self.login_name}"
+            )
         self.subscribed.set()
+
+    async def _watch_for_silence(self) -> None:
+        """Twitch sends a keepalive after every quiet stretch: a longer silence means a dead socket."""
+        socket = next(iter(self._websockets.get(self.bot_id, {}).values()), None)
+        limit = self._silence_limit or (socket.keep_alive_timeout if socket else 10) + 3
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            age = seconds_since_last_frame(self, self.bot_id)
+            if age is not None and age > limit:
+                self._lose_connection(f"no message from Twitch for {age:.1f} s")
+                return
+
+    def _lose_connection(self, reason: str) -> None:
+        if self._stopping:
+            return
+        self.lost_connection = reason
+        logger.warning("%s: %s; reconnecting", self.login_name, reason)
+        self._closing = asyncio.get_running_loop().create_task(self.close())
+
+    async def event_websocket_closed(self, payload: Any) -> None:
+        if self._stopping or any_socket_connected(self, self.bot_id):
+            return  # our own shutdown, or the old socket after a session_reconnect move
+        raw = getattr(payload.socket, "_socket", None)
+        code = getattr(raw, "close_code", None)
+        self._lose_connection(f"connection to Twitch closed{f' (code {code})' if code else ''}")
 
     async def reload_state(self) -> None:
         """Apply colour settings changed from the CLI while this bot runs."""
@@ -137,6 +196,7 @@ class UserBot(commands.Bot):
         if self.needs_login:
             return
         self.needs_login = reason
+        self._stopping = True
         if await self._accounts.mark_needs_login(self.bot_id, reason):
             logger.error(
                 "%s needs login: %s; run `colorchanger-runner users add %s`",

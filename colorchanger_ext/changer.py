@@ -1,22 +1,28 @@
-"""One user's colour changes: collapse bursts, fall back from hex, record what happened.
+"""One user's colour changes: collapse bursts, retry what Twitch could not do yet, fall back from hex.
 
 At most one Helix request is in flight per user and at most one waits behind it; a newer request
 replaces the waiting one, so a burst of messages costs two requests and the colour after the last
-message is always the one applied.
+message is always the one applied. A change Twitch could not make for a passing reason (429, 5xx,
+a timeout, a network error) is retried, once its wait is over, as the newest change by then: after
+the rate limit's reset time for a 429, and on a growing, jittered delay otherwise, so a Helix
+outage costs a handful of requests per user, not one per message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
 import twitchio
 
 from . import colors
+from .ratelimit import RateLimits
 from .settings import ColorSettings
 from .store import Store, StoreError, UserState
 
@@ -50,6 +56,27 @@ def is_hex_refusal(error: BaseException) -> bool:
     return "turbo" in message or "prime" in message
 
 
+def is_transient(error: BaseException) -> bool:
+    """A failure worth retrying later: rate limit, Twitch-side error, timeout or network trouble."""
+    if isinstance(error, twitchio.HTTPException):
+        return error.status == 429 or error.status >= 500
+    return isinstance(error, TimeoutError | aiohttp.ClientError | ConnectionError)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Delays between attempts after passing failures other than 429: growing, capped, jittered."""
+
+    first: float = 1.0
+    cap: float = 60.0
+    request_timeout: float = 10.0
+    """A colour request still unanswered after this long counts as failed (and is retried)."""
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Seconds to wait after ``failures`` (>= 1) failures in a row."""
+        return float(min(self.cap, self.first * 2 ** (failures - 1)) * rng.uniform(0.5, 1.0))
+
+
 def describe_error(error: BaseException) -> str:
     """A log-safe account of a failure: twitchio puts tokens in some exception texts, so never str(e)."""
     if isinstance(error, twitchio.HTTPException):
@@ -70,6 +97,8 @@ class Changer:
         settings: ColorSettings,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        rate_limits: RateLimits | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.state = state
         self._store = store
@@ -77,6 +106,10 @@ class Changer:
         self._settings = settings
         self._rng = rng or random.Random()
         self._clock = clock
+        self._rate_limits = rate_limits or RateLimits()
+        self._retry = retry or RetryPolicy()
+        self._failures = 0
+        self._closing = asyncio.Event()
         self._pending: ChangeRequest | None = None
         self._worker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -99,6 +132,7 @@ class Changer:
 
     async def close(self, grace: float = 5.0) -> None:
         """Let the change in flight land (within ``grace`` seconds), then stop."""
+        self._closing.set()
         worker = self._worker
         if worker is None:
             return
@@ -133,9 +167,22 @@ class Changer:
             while self._pending is not None:
                 change, self._pending = self._pending, None
                 try:
-                    await self._apply(change)
+                    retry_in = await self._apply(change)
                 except Exception:
                     logger.exception("%s: unexpected failure while changing colour", self.state.login)
+                    retry_in = None
+                if retry_in is None:
+                    continue
+                if self._pending is None:  # a newer change, if any, is what gets retried
+                    self._pending = change
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(retry_in):
+                        await self._closing.wait()
+                if self._closing.is_set():
+                    logger.warning(
+                        "%s: stopping with a colour change still waiting to be retried", self.state.login
+                    )
+                    self._pending = None
         finally:
             self._worker = None
             self._idle.set()
@@ -154,14 +201,18 @@ class Changer:
             min_contrast=self._settings.min_contrast,
         )
 
-    async def _apply(self, change: ChangeRequest) -> None:
+    async def _put(self, color: str) -> None:
+        async with asyncio.timeout(self._retry.request_timeout):
+            await self._put_color(color)
+
+    async def _apply(self, change: ChangeRequest) -> float | None:
+        """Make one change; seconds to wait before retrying it, or None when it is done with."""
         color = self._choose(change)
         try:
-            await self._put_color(color)
+            await self._put(color)
         except Exception as error:
             if not (colors.is_hex(color) and is_hex_refusal(error)):
-                await self._record_failure(color, error)
-                return
+                return await self._failed(color, error)
             fallback = colors.nearest_named(color)
             logger.info(
                 "%s: hex colours need Turbo or Prime on Twitch; using %s, the nearest named colour",
@@ -172,23 +223,37 @@ class Changer:
                 await self._save(self._store.set_hex_refused(self.user_id, self._clock()))
             color = fallback
             try:
-                await self._put_color(color)
+                await self._put(color)
             except Exception as retry_error:
-                await self._record_failure(color, retry_error)
-                return
+                return await self._failed(color, retry_error)
         else:
             if colors.is_hex(color) and self.state.hex_refused_at is not None:
                 logger.info("%s: Twitch accepts hex colours again", self.state.login)
                 await self._save(self._store.set_hex_refused(self.user_id, None))
+        self._failures = 0
         await self._save(
             self._store.record_color(self.user_id, color, keep_recent=max(self._settings.no_repeat, 1))
         )
         logger.info("%s: colour changed to %s", self.state.login, color)
+        return None
 
-    async def _record_failure(self, color: str, error: BaseException) -> None:
-        reason = describe_error(error)
-        logger.warning("%s: could not change colour to %s: %s", self.state.login, color, reason)
+    async def _failed(self, color: str, error: BaseException) -> float | None:
+        """Record a failure; how long to wait before retrying, or None when retrying cannot help."""
+        reason = describe_error(error) if not isinstance(error, TimeoutError) else "no answer from Twitch"
         await self._save(self._store.record_error(self.user_id, reason))
+        if not is_transient(error):
+            logger.warning("%s: could not change colour to %s: %s", self.state.login, color, reason)
+            return None
+        self._failures += 1
+        if isinstance(error, twitchio.HTTPException) and error.status == 429:
+            wait = self._rate_limits.wait_before_retry(self.user_id, now=self._clock())
+            logger.warning(
+                "%s: rate limited by Twitch; retrying the newest colour in %.1f s", self.state.login, wait
+            )
+        else:
+            wait = self._retry.delay(self._failures, self._rng)
+            logger.warning("%s: %s; retrying the newest colour in %.1f s", self.state.login, reason, wait)
+        return wait
 
     async def _save(self, write: Awaitable[UserState]) -> None:
         try:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 from twitchio.ext import commands
 
 from . import colors
-from .changer import Changer, ExactColor, NextColor
+from .changer import Changer, ExactColor, NextColor, RetryPolicy
 from .commands import ChatCommand, Enable, SetColor, parse_command
 from .dedup import RecentIds
+from .ratelimit import RateLimits
 from .settings import ColorSettings
 from .store import Store, StoreError
 from .twitchio_compat import command_prefixes, isolated_component_class
@@ -38,7 +39,9 @@ class ColorChanger(commands.Component, name="ColorChanger"):
     """Changes the bot account's chat colour after each message it sends.
 
     Give it a ``store`` to share one database between several bots (it is then left open on
-    teardown); without one it opens ``settings.database`` itself.
+    teardown); without one it opens ``settings.database`` itself. Give it ``rate_limits`` whose
+    trace is on the bot's HTTP session to retry a 429 exactly at Twitch's reset time (otherwise
+    it waits a minute, by when Twitch's bucket is always full again).
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> ColorChanger:
@@ -52,12 +55,16 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         store: Store | None = None,
         settings: ColorSettings | None = None,
         rng: random.Random | None = None,
+        rate_limits: RateLimits | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.bot = bot
         self.settings = settings or ColorSettings()
         self._store = store
         self._owns_store = store is None
         self._rng = rng or random.Random()
+        self._rate_limits = rate_limits
+        self._retry = retry
         self._seen = RecentIds(self.settings.seen_messages)
         self._changer: Changer | None = None
         self._changer_lock = asyncio.Lock()
@@ -96,6 +103,8 @@ class ColorChanger(commands.Component, name="ColorChanger"):
                 put_color=self._put_color,
                 settings=self.settings,
                 rng=self._rng,
+                rate_limits=self._rate_limits,
+                retry=self._retry,
             )
         return self._changer
 

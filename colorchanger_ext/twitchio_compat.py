@@ -20,11 +20,15 @@ it (``tests/test_twitchio_traps.py``):
   ``token_for`` refreshes (and rotates the single-use refresh token) again.
   :func:`save_refreshed_tokens_first` persists each new pair before twitchio uses it and keeps
   that app token current.
+* twitchio's own EventSub reconnect never resets its backoff and stays down after 4001/4003;
+  its keepalive check needs up to 25 s to notice a dead socket.
+  :func:`leave_reconnects_to_caller` and :func:`seconds_since_last_frame` let the runner own both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -133,3 +137,31 @@ def save_refreshed_tokens_first(
         return payload
 
     oauth.refresh_token = refresh_then_save
+
+
+def leave_reconnects_to_caller(client: Any, user_id: str) -> None:
+    """Stop twitchio reconnecting this user's EventSub sockets by itself.
+
+    Its backoff (3 s growing to 90 s) never resets and it silently stays down after 4001 and
+    4003; with reconnects off, every lost socket is closed and reported as ``websocket_closed``,
+    and the caller restarts the client on its own schedule. Sockets a ``session_reconnect``
+    creates inherit the setting.
+    """
+    for socket in client._websockets.get(user_id, {}).values():
+        socket._reconnect_attempts = 0
+        socket._original_attempts = None
+
+
+def seconds_since_last_frame(client: Any, user_id: str) -> float | None:
+    """How long the user's live EventSub socket has been silent; None when none is connected."""
+    ages = [
+        (datetime.datetime.now() - socket._last_keepalive).total_seconds()
+        for socket in client._websockets.get(user_id, {}).values()
+        if socket.connected and socket._last_keepalive is not None
+    ]
+    return min(ages) if ages else None
+
+
+def any_socket_connected(client: Any, user_id: str) -> bool:
+    """Whether the user still has a live EventSub socket (false after a real loss, true mid-reconnect)."""
+    return any(socket.connected for socket in client._websockets.get(user_id, {}).values())
