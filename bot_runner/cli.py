@@ -410,8 +410,16 @@ async def resolve_with_stored_tokens(
     try:
         return await auth.resolve_channels(tokens, names)
     except InvalidToken:
-        access, refresh = await auth.refresh(stored.refresh_token)
+        try:
+            access, refresh = await auth.refresh(stored.refresh_token)
+        except LoginError:
+            await accounts.mark_needs_login(account.user_id, "Twitch rejected the refresh token")
+            raise
+        # Saved before any use: the old refresh token is spent now. Its expiry is learned after.
         await accounts.save_tokens(account.user_id, access, refresh, expires_at=None)
+        with contextlib.suppress(LoginError):
+            expires_at = time.time() + (await auth.validate(access)).expires_in
+            await accounts.save_tokens(account.user_id, access, refresh, expires_at=expires_at)
         fresh = Tokens(tokens.user_id, tokens.login, access, refresh, tokens.scopes, tokens.expires_at)
         return await auth.resolve_channels(fresh, names)
 
