@@ -21,14 +21,24 @@ from typing import Literal, Self, cast
 
 import aiosqlite
 
+from colorchanger_ext.colors import (
+    DEFAULT_RAINBOW_STEP,
+    PALETTE_ORDERS,
+    Readability,
+    check_rainbow_step,
+    check_readability,
+    parse_palette,
+)
 from colorchanger_ext.settings import COLOR_MODES, HEX_POLICIES, HexPolicy
 from colorchanger_ext.store import (
     MAX_ERROR_LENGTH,
     USER_COLUMNS,
+    NoPaletteError,
     Store,
     StoreError,
     UnknownUserError,
     UserState,
+    palette_json,
     user_from_row,
 )
 
@@ -133,12 +143,24 @@ def _channel_list(channels: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def _check_colors(mode: str | None, hex_policy: str | None) -> None:
+def _check_colors(
+    mode: str | None,
+    hex_policy: str | None,
+    readability: str | None = None,
+    rainbow_step: int | None = None,
+    palette_order: str | None = None,
+) -> None:
     """Fail with the choices named, before the CHECK constraint fails with less to say."""
     if mode is not None and mode not in COLOR_MODES:
         raise ValueError(f"mode must be one of {', '.join(COLOR_MODES)}, not {mode!r}")
     if hex_policy is not None and hex_policy not in HEX_POLICIES:
         raise ValueError(f"hex_policy must be one of {', '.join(HEX_POLICIES)}, not {hex_policy!r}")
+    if readability is not None:
+        check_readability(readability)
+    if rainbow_step is not None:
+        check_rainbow_step(rainbow_step)
+    if palette_order is not None and palette_order not in PALETTE_ORDERS:
+        raise ValueError(f"palette_order must be one of {', '.join(PALETTE_ORDERS)}, not {palette_order!r}")
 
 
 class Accounts:
@@ -309,26 +331,30 @@ class Accounts:
         channels: Sequence[tuple[str, str]] | None,
         mode: str = "preset",
         hex_policy: HexPolicy = "auto",
+        readability: Readability = "dark",
+        rainbow_step: int = DEFAULT_RAINBOW_STEP,
     ) -> Account:
         """Log a user in (or in again): one transaction, so a half-added account never exists.
 
-        A new user starts enabled with ``mode``/``hex_policy``; an existing one keeps its settings
+        A new user starts enabled with these colour settings; an existing one keeps its settings
         and enabled flag, gets the new login, fresh tokens with status ``ok``, and (unless
         ``channels`` is None) exactly these channels, in this order, none banned.
         """
-        _check_colors(mode, hex_policy)
+        _check_colors(mode, hex_policy, readability, rainbow_step)
+        if mode == "palette":
+            raise NoPaletteError("a new user has no palette yet: add them with another mode")
         scopes_text = _scopes_text(scopes)
         channel_list = None if channels is None else _channel_list(channels)
         access, refresh = self._box.encrypt(access_token), self._box.encrypt(refresh_token)
         now = time.time()
         async with self._transaction(f"adding user {login} ({user_id})", durable=True) as conn:
             await conn.execute_fetchall(
-                "INSERT INTO users (user_id, login, mode, hex_policy, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO users (user_id, login, mode, hex_policy, readability, rainbow_step, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE "
                 "SET login = excluded.login, updated_at = excluded.updated_at "
                 "WHERE users.login IS NOT excluded.login",
-                (user_id, login, mode, hex_policy, now, now),
+                (user_id, login, mode, hex_policy, readability, rainbow_step, now, now),
             )
             await conn.execute_fetchall(
                 f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'ok', NULL, ?, 1) "
@@ -420,6 +446,7 @@ class Accounts:
                 return False
             await conn.execute_fetchall("DELETE FROM tokens WHERE user_id = ?", (user_id,))
             await conn.execute_fetchall("DELETE FROM channels WHERE user_id = ?", (user_id,))
+            await conn.execute_fetchall("DELETE FROM original_colors WHERE user_id = ?", (user_id,))
             await conn.execute_fetchall("DELETE FROM users WHERE user_id = ?", (user_id,))
         return True
 
@@ -436,17 +463,44 @@ class Accounts:
             return await self._load_one(conn, user_id)
 
     async def set_colors(
-        self, login_or_id: str, *, mode: str | None = None, hex_policy: str | None = None
+        self,
+        login_or_id: str,
+        *,
+        mode: str | None = None,
+        hex_policy: str | None = None,
+        readability: str | None = None,
+        rainbow_step: int | None = None,
+        palette: Sequence[str] | None = None,
+        palette_order: str | None = None,
     ) -> Account:
-        """Change how the user's colours are picked; None leaves that setting as it is."""
-        _check_colors(mode, hex_policy)
+        """Change how the user's colours are picked; None leaves that setting as it is.
+
+        ``palette`` entries are parsed as ``colors.parse_palette`` does (``PaletteError`` names a
+        bad one by position); a new palette starts from its first entry, ``()`` empties it. Palette
+        mode without a palette, given or stored, is refused (``NoPaletteError``); nothing changes then.
+        """
+        _check_colors(mode, hex_policy, readability, rainbow_step, palette_order)
+        colors = None if palette is None else parse_palette(list(palette))
         async with self.store.transaction(f"setting colours for user {login_or_id}") as conn:
             user_id = await self._require(conn, login_or_id)
-            if mode is not None or hex_policy is not None:
+            account = await self._load_one(conn, user_id)
+            if (mode or account.state.mode) == "palette" and not (
+                account.state.palette if colors is None else colors
+            ):
+                raise NoPaletteError(f"user {account.login} has no palette to use in palette mode")
+            settings = (mode, hex_policy, readability, rainbow_step, palette_order)
+            if any(value is not None for value in settings):
                 await conn.execute_fetchall(
                     "UPDATE users SET mode = coalesce(?, mode), hex_policy = coalesce(?, hex_policy), "
+                    "readability = coalesce(?, readability), rainbow_step = coalesce(?, rainbow_step), "
+                    "palette_order = coalesce(?, palette_order), updated_at = ? WHERE user_id = ?",
+                    (*settings, time.time(), user_id),
+                )
+            if colors is not None:
+                await conn.execute_fetchall(
+                    "UPDATE users SET palette = ?, palette_position = 0, palette_remaining = '[]', "
                     "updated_at = ? WHERE user_id = ?",
-                    (mode, hex_policy, time.time(), user_id),
+                    (palette_json(colors), time.time(), user_id),
                 )
             return await self._load_one(conn, user_id)
 

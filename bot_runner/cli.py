@@ -15,13 +15,17 @@ from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 import click
+from prometheus_client import CollectorRegistry
 
+from colorchanger_ext.colors import MAX_PALETTE, PALETTE_ORDERS, READABILITIES, PaletteError, parse_palette
 from colorchanger_ext.settings import COLOR_MODES, HEX_POLICIES
-from colorchanger_ext.store import StoreError
+from colorchanger_ext.store import NoPaletteError, StoreError, UserState
 from colorchanger_ext.twitchio_compat import fix_reconnect_tracking, twitchio_endpoints
 
 from .accounts import Account, Accounts
 from .config import Config, ConfigError, find_config, load_config, search_locations
+from .health import DEFAULT_HOST as DEFAULT_HEALTH_HOST
+from .health import HealthPortError, operations
 from .login import (
     InvalidToken,
     LoginError,
@@ -32,6 +36,8 @@ from .login import (
     normalize_channels,
 )
 from .logs import configure_logging
+from .metrics import Metrics
+from .status import query_health, render, runner_line
 from .supervisor import Supervisor
 
 P = ParamSpec("P")
@@ -128,10 +134,23 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    help="Serve GET /healthz and /metrics on this port (0: any free one). Default: health_port.",
+)
+@click.option(
+    "--health-host",
+    default=DEFAULT_HEALTH_HOST,
+    show_default=True,
+    help="Address the health port listens on (e.g. 0.0.0.0 in a container).",
+)
 @pass_runtime
-def run(runtime: Runtime) -> None:
+def run(runtime: Runtime, health_port: int | None, health_host: str) -> None:
     """Run one bot per enabled user until interrupted (SIGINT or SIGTERM)."""
     config = runtime.config
+    if health_port is None:
+        health_port = config.health_port
     client_id = runtime.client_id()
     redactor = configure_logging(
         level=config.logging.level,
@@ -151,16 +170,50 @@ def run(runtime: Runtime) -> None:
         endpoints = config.endpoints
         with twitchio_endpoints(endpoints.helix, endpoints.oauth, endpoints.eventsub):
             async with runtime.accounts() as accounts:
+                metrics = Metrics(CollectorRegistry())  # the runner's own registry, never the global one
                 supervisor = Supervisor(
                     accounts,
                     client_id=client_id,
                     client_secret=config.client_secret,
                     colors=config.colors,
                     redactor=redactor,
+                    observer=metrics,
+                    on_status=metrics.status_changed,
+                    restore_colors=config.restore_colour_on_exit,
                 )
-                await supervisor.run(stop)
+                try:
+                    async with operations(
+                        accounts,
+                        supervisor,
+                        metrics,
+                        port=health_port,
+                        host=health_host,
+                        redact=redactor.redact,
+                    ):
+                        await supervisor.run(stop)
+                except HealthPortError as error:
+                    raise click.ClickException(str(error)) from None
 
     run_async(serve)()
+
+
+@main.command()
+@click.option("--fast", is_flag=True, help="No pauses between lines (for scripts and tests).")
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Force colour swatches on or off. Default: on for a terminal, unless NO_COLOR is set.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show the runner's INFO log on stderr as well.")
+def demo(fast: bool, color: bool | None, verbose: bool) -> None:
+    """Watch it work on a built-in simulated Twitch: no account, network or config needed.
+
+    Runs the real runner (database, bots, twitchio) for two simulated users and plays a short
+    scripted chat; exits 1 if anything did not behave, so it also checks an installation.
+    """
+    from .demo import run_demo  # imports the simulated Twitch only when asked for
+
+    run_demo(fast=fast, color=color, verbose=verbose)
 
 
 @main.group()
@@ -225,6 +278,8 @@ async def users_add(
                 channels=[(channel.id, channel.login) for channel in resolved],
                 mode=runtime.config.colors.mode,
                 hex_policy=runtime.config.colors.hex_policy,
+                readability=runtime.config.colors.readability,
+                rainbow_step=runtime.config.colors.rainbow_step,
             )
     verb = "Logged in again" if existing else "Added"
     click.echo(f"{verb}: {account.login} (id {account.user_id}), reading chat in {channel_list(account)}.")
@@ -296,6 +351,7 @@ async def users_list(runtime: Runtime) -> None:
             "CHANNELS",
             "MODE",
             "HEX",
+            "READABILITY",
             "TOKEN EXPIRES",
             "LAST COLOUR",
             "STATUS",
@@ -310,8 +366,9 @@ async def users_list(runtime: Runtime) -> None:
                 "yes" if account.enabled else "no",
                 "on" if state.enabled else "off (ccd)",
                 channel_list(account),
-                state.mode,
+                mode_text(state),
                 state.hex_policy,
+                state.readability,
                 expiry(account),
                 state.last_color or "-",
                 status(account),
@@ -438,24 +495,121 @@ async def channels_remove(runtime: Runtime, login: str, names: tuple[str, ...]) 
     click.echo(f"{account.login}: reading chat in {channel_list(account)}.")
 
 
+def mode_text(state: UserState) -> str:
+    """The mode with what it needs to be understood: the rainbow's step, the palette's size and order."""
+    if state.mode == "rainbow":
+        return f"rainbow (step {state.rainbow_step})"
+    if state.mode == "palette":
+        size = len(state.palette)
+        return f"palette ({size} colour{'' if size == 1 else 's'}, {state.palette_order})"
+    return state.mode
+
+
+def parse_palette_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """--palette "red,#9146FF,coral" as canonical colours; a bad entry is named by its position."""
+    if value is None:
+        return None
+    try:
+        return parse_palette(value)
+    except PaletteError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+
+
 @users.command("set")
 @click.argument("login")
 @click.option(
-    "--mode", type=click.Choice(COLOR_MODES), help="preset: named colours; hex: any readable colour."
+    "--mode",
+    type=click.Choice(COLOR_MODES),
+    help="preset: named colours; hex: any readable colour; rainbow: round the colour wheel; "
+    "palette: your own colours (needs --palette).",
 )
 @click.option(
     "--hex", "hex_policy", type=click.Choice(HEX_POLICIES), help="Whether to use hex colours (auto learns)."
 )
+@click.option(
+    "--readability",
+    type=click.Choice(READABILITIES),
+    help="The chat theme hex and rainbow colours must read well on (off: no bound).",
+)
+@click.option(
+    "--rainbow-step", type=click.IntRange(1, 359), help="Degrees of hue between rainbow colours (1-359)."
+)
+@click.option(
+    "--palette",
+    callback=parse_palette_option,
+    metavar="COLOURS",
+    help=f'Your own colours, comma separated: "red,#9146FF,blue violet" (at most {MAX_PALETTE}; '
+    '"" empties it).',
+)
+@click.option(
+    "--palette-order",
+    type=click.Choice(PALETTE_ORDERS),
+    help="cycle: in order; shuffle: random order, each colour once per round.",
+)
 @pass_runtime
 @run_async
-async def users_set(runtime: Runtime, login: str, mode: str | None, hex_policy: str | None) -> None:
+async def users_set(
+    runtime: Runtime,
+    login: str,
+    mode: str | None,
+    hex_policy: str | None,
+    readability: str | None,
+    rainbow_step: int | None,
+    palette: tuple[str, ...] | None,
+    palette_order: str | None,
+) -> None:
     """Change LOGIN's colour settings."""
-    if mode is None and hex_policy is None:
-        raise click.UsageError("nothing to set: give --mode and/or --hex")
+    given = (mode, hex_policy, readability, rainbow_step, palette, palette_order)
+    if all(value is None for value in given):
+        raise click.UsageError(
+            "nothing to set: give --mode, --hex, --readability, --rainbow-step, --palette or --palette-order"
+        )
     async with runtime.accounts() as accounts:
         account = await require_account(accounts, login)
-        account = await accounts.set_colors(account.user_id, mode=mode, hex_policy=hex_policy)
-    click.echo(f"{account.login}: mode {account.state.mode}, hex {account.state.hex_policy}.")
+        try:
+            account = await accounts.set_colors(
+                account.user_id,
+                mode=mode,
+                hex_policy=hex_policy,
+                readability=readability,
+                rainbow_step=rainbow_step,
+                palette=palette,
+                palette_order=palette_order,
+            )
+        except NoPaletteError:
+            raise click.ClickException(
+                f"{account.login} would be in palette mode without a palette: "
+                f'give --palette, like --palette "red,#9146FF,coral", or another --mode'
+            ) from None
+    state = account.state
+    palette_text = f"; palette {', '.join(state.palette)}" if state.palette else ""
+    click.echo(
+        f"{account.login}: mode {mode_text(state)}, hex {state.hex_policy}, "
+        f"readability {state.readability}{palette_text}."
+    )
+
+
+@main.command("status")
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    help="Ask the runner on this port for its live state. Default: health_port from the config.",
+)
+@pass_runtime
+@run_async
+async def show_status(runtime: Runtime, health_port: int | None) -> None:
+    """Each user's health: status, last colour and change, errors; live state from a running runner."""
+    async with runtime.accounts() as accounts:
+        rows = await accounts.list()
+    live = await query_health(health_port if health_port is not None else runtime.config.health_port)
+    if not rows:
+        click.echo("No users yet. Add one with: colorchanger-runner users add LOGIN")
+        click.echo(runner_line(live))
+        return
+    for line in render(rows, live):
+        click.echo(line)
 
 
 @main.command("config")

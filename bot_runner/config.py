@@ -48,10 +48,18 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: Final[tuple[LogFormat, ...]] = ("text", "json")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-_TOP_KEYS: Final = ("twitch", "database", "colors", "logging", "health_port")
+_TOP_KEYS: Final = ("twitch", "database", "colors", "logging", "health_port", "restore_colour_on_exit")
 _TWITCH_KEYS: Final = ("client_id", "client_secret", "endpoints")
 _ENDPOINT_KEYS: Final = ("helix", "oauth", "eventsub")
-_COLOR_KEYS: Final = ("mode", "hex_policy", "no_repeat", "min_contrast", "hex_retry_after_hours")
+_COLOR_KEYS: Final = (
+    "mode",
+    "hex_policy",
+    "no_repeat",
+    "min_contrast",
+    "hex_retry_after_hours",
+    "readability",
+    "rainbow_step",
+)
 _LOGGING_KEYS: Final = ("level", "format", "file", "max_bytes", "backup_count")
 _ALL_PATHS: Final = (
     *_TOP_KEYS,
@@ -102,6 +110,8 @@ class Config:
     logging: LoggingConfig
     endpoints: Endpoints
     health_port: int | None = None
+    restore_colour_on_exit: bool = False
+    """Put each user's own colour back when they are removed or disabled, and when the runner stops."""
     searched: tuple[Path, ...] = field(default=(), repr=False, compare=False)
     """Where a config file was looked for, first first: messages name the file to create."""
 
@@ -275,6 +285,7 @@ def _build(reader: _Reader, root: Node | None, source: Path, searched: tuple[Pat
         logging=_read_logging(top.child("logging", _LOGGING_KEYS), base),
         endpoints=_read_endpoints(twitch.child("endpoints", _ENDPOINT_KEYS)),
         health_port=top.read("health_port", None, _or_null(_whole(1, 65535))),
+        restore_colour_on_exit=top.read("restore_colour_on_exit", False, _bool),
         searched=searched,
     )
 
@@ -308,6 +319,8 @@ def _read_colors(section: _Section, database: Path) -> ColorSettings:
         "no_repeat": section.read("no_repeat", None, _whole()),
         "min_contrast": section.read("min_contrast", None, _number()),
         "hex_retry_after_hours": section.read("hex_retry_after_hours", None, _number(minimum=0)),
+        "readability": section.read("readability", None, _lower_text),
+        "rainbow_step": section.read("rainbow_step", None, _whole()),
     }
     accepted: dict[str, Any] = {}
     for key, value in given.items():
@@ -515,6 +528,13 @@ def _text(node: Node, value: object) -> str:
     if not text:
         raise _Invalid("must not be empty")
     return text
+
+
+def _bool(node: Node, value: object) -> bool:
+    """true or false (YAML's yes/no/on/off too); not a quoted "true", not 1."""
+    if not isinstance(value, bool):
+        raise _Invalid(f"must be true or false, not {_shown(node, value)}")
+    return value
 
 
 def _lower_text(node: Node, value: object) -> str:

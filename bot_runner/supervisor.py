@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from colorchanger_ext.changer import describe_error
+from colorchanger_ext.changer import RetryPolicy, describe_error
+from colorchanger_ext.observer import ChangeObserver
 from colorchanger_ext.ratelimit import RateLimits
 from colorchanger_ext.settings import ColorSettings
 
@@ -43,7 +44,9 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds before restart number ``attempt`` (0-based): exponential, capped, 50-100 % jitter."""
-        return float(min(self.cap, self.first * 2**attempt) * rng.uniform(0.5, 1.0))
+        # The exponent is clamped: from 2**1024 on it no longer fits a float, and the OverflowError
+        # would end the account's restart loop for good after a few days of Twitch being down.
+        return float(min(self.cap, self.first * 2 ** min(attempt, 64)) * rng.uniform(0.5, 1.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +82,18 @@ class Supervisor:
     silence_limit: float | None = None
     """Seconds without a frame before a socket counts as dead; None: Twitch's keepalive + 3 s."""
     backoff: Backoff = field(default_factory=Backoff)
+    retry: RetryPolicy | None = None
+    """How colour changes are retried after 5xx and timeouts; None: the component's default."""
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], float] = time.monotonic
+    observer: ChangeObserver | None = None
+    """Told about every bot's messages, colour changes and Helix errors (the runner's metrics)."""
+    on_status: Callable[[str, UserStatus | None, UserStatus], None] | None = None
+    """Called with (user id, previous, new) on every status change (the runner's metrics)."""
+    restore_colors: bool = False
+    """restore_colour_on_exit: put each user's own colour back when removed, disabled, or at exit."""
+    progress_interval: float = 5.0
+    """Seconds between "started N/M users" lines while many bots start."""
     bots: dict[str, UserBot] = field(default_factory=dict, init=False)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
     _restart_now: set[str] = field(default_factory=set, init=False)
@@ -90,9 +103,13 @@ class Supervisor:
     status: dict[str, UserStatus] = field(default_factory=dict, init=False)
     _status_changed: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
     _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _progress: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def _set_status(self, user_id: str, login: str, state: str, detail: str = "") -> None:
+        previous = self.status.get(user_id)
         self.status[user_id] = UserStatus(login, state, detail, time.time())
+        if self.on_status is not None:
+            self.on_status(user_id, previous, self.status[user_id])
         async with self._status_changed:
             self._status_changed.notify_all()
 
@@ -115,6 +132,7 @@ class Supervisor:
             await self._report_startup()
             version = await self.accounts.data_version()
             await self._reconcile()
+            self._progress = asyncio.create_task(self._report_progress(), name="startup-progress")
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_interval):
@@ -125,6 +143,36 @@ class Supervisor:
                     await self._reconcile()
         finally:
             await self._shutdown()
+
+    async def _report_progress(self) -> None:
+        """While the bots of the first reconcile start, say how far along they are; then sum up once."""
+        user_ids = set(self._tasks)
+        if not user_ids:
+            return
+        began = last_report = self.clock()
+
+        def count(state: str) -> int:
+            return sum(1 for uid in user_ids if uid in self.status and self.status[uid].state == state)
+
+        while count("starting") + sum(1 for uid in user_ids if uid not in self.status):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(0.25, self.progress_interval)):
+                    await self._stopping.wait()
+            if self._stopping.is_set():
+                return
+            if self.clock() - last_report >= self.progress_interval:
+                last_report = self.clock()
+                logger.info("started %d/%d users", count("running"), len(user_ids))
+        others = [
+            f"{count(state)} {state}" for state in ("restarting", "needs-login", "stopped") if count(state)
+        ]
+        logger.info(
+            "started %d/%d users in %.1f s%s",
+            count("running"),
+            len(user_ids),
+            self.clock() - began,
+            f" ({', '.join(others)})" if others else "",
+        )
 
     async def _report_startup(self) -> None:
         accounts = await self.accounts.list()
@@ -158,7 +206,7 @@ class Supervisor:
             if account is None:
                 if bot is not None:
                     logger.info("%s: disabled or removed; stopping", bot.login_name)
-                    await bot.close()
+                    await bot.stop(restore_color=self.restore_colors)
             elif bot is not None and account.tokens is not None:
                 if _running_shape(account) != _running_shape(bot.account):
                     logger.info("%s: channels or login changed; restarting", account.login)
@@ -229,6 +277,9 @@ class Supervisor:
             redactor=self.redactor,
             rate_limits=self.rate_limits,
             silence_limit=self.silence_limit,
+            retry=self.retry,
+            observer=self.observer,
+            restore_colors=self.restore_colors,
         )
         if self.redactor is not None and account.tokens is not None:
             self.redactor.add(account.tokens.access_token, account.tokens.refresh_token)
@@ -261,7 +312,9 @@ class Supervisor:
             logger.info("stopping %d bot(s)", len(bots))
         try:
             async with asyncio.timeout(STOP_GRACE):
-                await asyncio.gather(*(bot.close() for bot in bots), return_exceptions=True)
+                await asyncio.gather(
+                    *(bot.stop(restore_color=self.restore_colors) for bot in bots), return_exceptions=True
+                )
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         except TimeoutError:
             logger.warning("some bots did not stop within %.0f s; cancelling them", STOP_GRACE)

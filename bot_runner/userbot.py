@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -11,18 +12,23 @@ import twitchio
 from twitchio.ext import commands
 
 from colorchanger_ext import ColorChanger
-from colorchanger_ext.changer import describe_error
+from colorchanger_ext.changer import RetryPolicy, describe_error
 from colorchanger_ext.ratelimit import RateLimits
+from colorchanger_ext.store import StoreError
 from colorchanger_ext.twitchio_compat import (
     any_socket_connected,
+    dead_listener_error,
     leave_reconnects_to_caller,
     save_refreshed_tokens_first,
     seconds_since_last_frame,
 )
 
+from . import restore
+
 if TYPE_CHECKING:
     import aiohttp
 
+    from colorchanger_ext.observer import ChangeObserver
     from colorchanger_ext.settings import ColorSettings
 
     from .accounts import Account, Accounts
@@ -31,6 +37,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOGOUT_REASONS = frozenset({"authorization_revoked", "user_removed"})
+
+RESTORE_BUDGET = 3.0
+"""Seconds a final stop may spend putting the user's colour back, inside the supervisor's 4 s grace."""
 
 
 class NeedsLogin(Exception):
@@ -56,6 +65,9 @@ class UserBot(commands.Bot):
         redactor: SecretRedactor | None = None,
         rate_limits: RateLimits | None = None,
         silence_limit: float | None = None,
+        retry: RetryPolicy | None = None,
+        observer: ChangeObserver | None = None,
+        restore_colors: bool = False,
     ) -> None:
         assert account.tokens is not None
         super().__init__(
@@ -73,7 +85,14 @@ class UserBot(commands.Bot):
         self._redactor = redactor
         self._rate_limits = rate_limits
         self._silence_limit = silence_limit
+        self._retry = retry
+        self._observer = observer
+        self._restore_colors = restore_colors
+        self.original_color: str | None = None
+        """With restore_colors: the colour to put back on a final stop (see bot_runner.restore)."""
         self._watchdog: asyncio.Task[None] | None = None
+        self._unsaved_tokens: tuple[str, str, float | None] | None = None  # refreshed, not stored yet
+        self._token_saver: asyncio.Task[None] | None = None
         self._stopping = False
         self.lost_connection: str | None = None
         self.needs_login: str | None = None
@@ -101,6 +120,40 @@ class UserBot(commands.Bot):
         if self._watchdog is not None:
             self._watchdog.cancel()
         await super().close(**options)
+        if self._token_saver is not None:
+            self._token_saver.cancel()
+            await asyncio.gather(self._token_saver, return_exceptions=True)
+            self._token_saver = None
+        if self._unsaved_tokens is not None and await self._save_unsaved_tokens() is not None:
+            logger.error(
+                "%s: the refreshed tokens could not be saved; if Twitch refuses the stored ones, "
+                "run `colorchanger-runner users add %s`",
+                self.login_name,
+                self.login_name,
+            )
+
+    async def stop(self, *, restore_color: bool = False) -> None:
+        """Close the bot; for a final stop (removed, disabled, runner exiting) with ``restore_color``
+        put the user's own colour back first, after the change in flight (if any) has landed."""
+        if restore_color and self.original_color is not None and not self._stopping:
+            try:
+                async with asyncio.timeout(RESTORE_BUDGET):
+                    await self.remove_component("ColorChanger")  # its teardown lets the last change land
+                    await restore.put_back(
+                        self, self._accounts.store, self.bot_id, self.login_name, self.original_color
+                    )
+            except TimeoutError:
+                logger.warning("%s: no time left to put the colour back; kept for next time", self.login_name)
+            except StoreError as error:
+                logger.error("%s: %s", self.login_name, error)
+        await self.close()
+
+    async def _remember_color(self) -> str | None:
+        try:
+            return await restore.remember(self, self._accounts.store, self.bot_id, self.login_name)
+        except StoreError as error:  # removed meanwhile, or the database failed: carry on without it
+            logger.error("%s: could not save the colour to put back: %s", self.login_name, error)
+            return None
 
     async def load_tokens(self, path: str | None = None) -> None:
         """Tokens live encrypted in the database, never in twitchio's JSON file."""
@@ -119,9 +172,16 @@ class UserBot(commands.Bot):
                 raise RuntimeError(f"Twitch answered {error.status} while checking the tokens") from None
             await self._give_up("Twitch rejected the stored tokens")
             raise NeedsLogin("Twitch rejected the stored tokens") from None
+        if self._restore_colors:  # before the component exists, so nothing has changed the colour yet
+            self.original_color = await self._remember_color()
         await self.add_component(
             ColorChanger(
-                self, store=self._accounts.store, settings=self._colors, rate_limits=self._rate_limits
+                self,
+                store=self._accounts.store,
+                settings=self._colors,
+                rate_limits=self._rate_limits,
+                retry=self._retry,
+                observer=self._observer,
             )
         )
         for channel in self.account.live_channels:
@@ -141,6 +201,12 @@ class UserBot(commands.Bot):
         limit = self._silence_limit or (socket.keep_alive_timeout if socket else 10) + 3
         while True:
             await asyncio.sleep(min(1.0, limit / 4))
+            # A malformed frame kills twitchio's reader but not the socket (keepalives still arrive,
+            # unread): restart now rather than after the silence limit.
+            error = dead_listener_error(self, self.bot_id)
+            if error is not None:
+                self._lose_connection(f"twitchio stopped reading EventSub ({describe_error(error)})")
+                return
             age = seconds_since_last_frame(self, self.bot_id)
             if age is not None and age > limit:
                 self._lose_connection(f"no message from Twitch for {age:.1f} s")
@@ -184,9 +250,39 @@ class UserBot(commands.Bot):
         if self._redactor is not None:
             self._redactor.add(access_token, refresh_token)
         expires_at = time.time() + expires_in if expires_in else None
-        await self._accounts.save_tokens(self.bot_id, access_token, refresh_token, expires_at=expires_at)
-        self.access_token = access_token
-        logger.info("%s: token refreshed and saved", self.login_name)
+        self._unsaved_tokens = (access_token, refresh_token, expires_at)
+        error = await self._save_unsaved_tokens()
+        if error is None:
+            logger.info("%s: token refreshed and saved", self.login_name)
+            return
+        # Twitch has already spent the old refresh token, so this pair is the only one that works:
+        # raising here (as before) threw it away and locked the account out. Use it; keep saving.
+        logger.error("%s: could not save the refreshed tokens: %s; retrying", self.login_name, error)
+        if self._token_saver is None or self._token_saver.done():
+            self._token_saver = asyncio.create_task(
+                self._keep_saving_tokens(), name=f"tokens:{self.login_name}"
+            )
+
+    async def _save_unsaved_tokens(self) -> StoreError | None:
+        """Store the newest refreshed pair, if any is unsaved; the error when the database refused."""
+        pair = self._unsaved_tokens
+        if pair is None:
+            return None
+        access_token, refresh_token, expires_at = pair
+        try:
+            await self._accounts.save_tokens(self.bot_id, access_token, refresh_token, expires_at=expires_at)
+        except StoreError as error:
+            return error
+        if self._unsaved_tokens == pair:
+            self._unsaved_tokens = None
+        self.access_token = access_token  # only once stored: the supervisor compares it with the database
+        return None
+
+    async def _keep_saving_tokens(self) -> None:
+        while self._unsaved_tokens is not None:
+            await asyncio.sleep(1.0)
+            if self._unsaved_tokens is not None and await self._save_unsaved_tokens() is None:
+                logger.info("%s: refreshed tokens saved", self.login_name)
 
     async def _refresh_rejected(self, error: Any) -> None:
         await self._give_up("Twitch rejected the refresh token")
@@ -214,11 +310,25 @@ class UserBot(commands.Bot):
             await self._give_up(f"Twitch revoked access ({reason})")
         elif reason == "chat_user_banned":
             logger.error("%s: banned in #%s; no longer reading chat there", self.login_name, channel)
+            # The supervisor restarts a bot whose channels differ from the database's: without the
+            # ban in this copy too, the next unrelated change (any CLI command) restarted this bot.
+            self.account = dataclasses.replace(
+                self.account,
+                channels=tuple(
+                    dataclasses.replace(row, banned_at=time.time()) if row.channel_id == channel_id else row
+                    for row in self.account.channels
+                ),
+            )
             await self._accounts.mark_channel_banned(self.bot_id, channel_id)
         else:
             logger.error(
                 "%s: Twitch ended the chat subscription for #%s (%s)", self.login_name, channel, reason
             )
+
+    async def event_message(self, payload: twitchio.ChatMessage) -> None:
+        """Skip twitchio's command parsing: these bots have no twitchio commands (the component reads
+        chat through its own listener), and every "!word" anyone typed in the user's channels was
+        logged as an ERROR with a CommandNotFound traceback."""
 
     async def event_websocket_welcome(self, payload: twitchio.WebsocketWelcome) -> None:
         logger.info("%s: connected to Twitch EventSub", self.login_name)

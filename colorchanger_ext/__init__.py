@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .component import ColorChanger
+from .observer import ChangeObserver, NullObserver
 from .settings import ColorSettings
 from .store import Store
 
 if TYPE_CHECKING:
     from twitchio.ext import commands
 
-__all__ = ["ColorChanger", "ColorSettings", "Store", "setup"]
+__all__ = ["ChangeObserver", "ColorChanger", "ColorSettings", "NullObserver", "Store", "setup"]
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -22,9 +22,10 @@ import aiohttp
 import twitchio
 
 from . import colors
+from .observer import ChangeObserver, NullObserver
 from .ratelimit import RateLimits
 from .settings import ColorSettings
-from .store import Store, StoreError, UserState
+from .store import ModeProgress, Store, StoreError, UserState
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ class RetryPolicy:
 
     def delay(self, failures: int, rng: random.Random) -> float:
         """Seconds to wait after ``failures`` (>= 1) failures in a row."""
-        return float(min(self.cap, self.first * 2 ** (failures - 1)) * rng.uniform(0.5, 1.0))
+        # The exponent is clamped: 2**1024 no longer fits a float, and an outage of a day or two
+        # reaches that many failures (OverflowError, and the change was dropped).
+        return float(min(self.cap, self.first * 2 ** min(failures - 1, 64)) * rng.uniform(0.5, 1.0))
 
 
 def describe_error(error: BaseException) -> str:
@@ -99,6 +102,7 @@ class Changer:
         clock: Callable[[], float] = time.time,
         rate_limits: RateLimits | None = None,
         retry: RetryPolicy | None = None,
+        observer: ChangeObserver | None = None,
     ) -> None:
         self.state = state
         self._store = store
@@ -108,6 +112,9 @@ class Changer:
         self._clock = clock
         self._rate_limits = rate_limits or RateLimits()
         self._retry = retry or RetryPolicy()
+        self._observer: ChangeObserver = observer or NullObserver()
+        self._pending_at = 0.0  # time.monotonic() the waiting change was asked for
+        self._applying_since = 0.0  # ... and the change being applied
         self._failures = 0
         self._closing = asyncio.Event()
         self._pending: ChangeRequest | None = None
@@ -119,9 +126,14 @@ class Changer:
     def user_id(self) -> str:
         return self.state.user_id
 
-    def request(self, change: ChangeRequest) -> None:
-        """Queue a change; it replaces any change still waiting, never the one in flight."""
+    def request(self, change: ChangeRequest, *, received_at: float | None = None) -> None:
+        """Queue a change; it replaces any change still waiting, never the one in flight.
+
+        ``received_at`` (``time.monotonic()``) is when the message asking for it arrived, for the
+        observer's message-to-colour time; default now.
+        """
         self._pending = change
+        self._pending_at = time.monotonic() if received_at is None else received_at
         if self._worker is None:
             self._idle.clear()
             self._worker = asyncio.create_task(self._drain(), name=f"colorchanger:{self.user_id}")
@@ -154,6 +166,10 @@ class Changer:
         """Turn automatic changes on or off, on disk first."""
         self.state = await self._store.set_enabled(self.user_id, enabled)
 
+    async def set_mode(self, mode: str) -> None:
+        """Switch colour mode, on disk first (``palette`` needs a palette: NoPaletteError)."""
+        self.state = await self._store.set_mode(self.user_id, mode)
+
     def hex_allowed(self) -> bool:
         """Whether to send hex now: by policy, and for ``auto`` unless refused within the retry window."""
         policy = self.state.hex_policy
@@ -166,6 +182,7 @@ class Changer:
         try:
             while self._pending is not None:
                 change, self._pending = self._pending, None
+                self._applying_since = self._pending_at
                 try:
                     retry_in = await self._apply(change)
                 except Exception:
@@ -188,18 +205,49 @@ class Changer:
             self._idle.set()
 
     def _choose(self, change: ChangeRequest) -> str:
+        """The colour for a change, named when hex is not allowed now.
+
+        A rainbow or palette step is staged with the store and saved with the colour once Twitch
+        applied it (``Store.stage_progress``), so a change that fails is picked again from where
+        the rainbow or palette stood, and a restart goes on after the last colour applied.
+        """
         hex_ok = self.hex_allowed()
+        color, progress = self._pick(change, hex_ok)
+        self._store.stage_progress(self.user_id, progress)
+        return color if hex_ok or not colors.is_hex(color) else colors.nearest_named(color)
+
+    def _pick(self, change: ChangeRequest, hex_ok: bool) -> tuple[str, ModeProgress | None]:
+        state = self.state
         if isinstance(change, ExactColor):
-            color = change.color
-            return color if hex_ok or not colors.is_hex(color) else colors.nearest_named(color)
-        mode = self.state.mode if hex_ok else "preset"
-        return colors.next_color(
+            return change.color, None
+        if state.mode == "rainbow":
+            hue = colors.next_rainbow_hue(state.rainbow_hue, state.rainbow_step)
+            color = colors.rainbow_color(
+                hue, readability=state.readability, min_contrast=self._settings.min_contrast
+            )
+            return color, ModeProgress(rainbow_hue=hue)
+        if state.mode == "palette" and state.palette:  # an emptied palette falls back to preset
+            pick = colors.next_palette_color(
+                self._rng,
+                state.palette,
+                order=state.palette_order,
+                position=state.palette_position,
+                remaining=state.palette_remaining,
+                recent=state.recent_colors,
+                no_repeat=self._settings.no_repeat,
+            )
+            return pick.color, ModeProgress(
+                palette=state.palette, palette_position=pick.position, palette_remaining=pick.remaining
+            )
+        color = colors.next_color(
             self._rng,
-            mode="hex" if mode == "hex" else "preset",
-            recent=self.state.recent_colors,
+            mode="hex" if state.mode == "hex" and hex_ok else "preset",
+            recent=state.recent_colors,
             no_repeat=self._settings.no_repeat,
             min_contrast=self._settings.min_contrast,
+            readability=state.readability,
         )
+        return color, None
 
     async def _put(self, color: str) -> None:
         async with asyncio.timeout(self._retry.request_timeout):
@@ -231,6 +279,7 @@ class Changer:
                 logger.info("%s: Twitch accepts hex colours again", self.state.login)
                 await self._save(self._store.set_hex_refused(self.user_id, None))
         self._failures = 0
+        self._observer.color_changed(self.user_id, time.monotonic() - self._applying_since)
         await self._save(
             self._store.record_color(self.user_id, color, keep_recent=max(self._settings.no_repeat, 1))
         )
@@ -239,6 +288,9 @@ class Changer:
 
     async def _failed(self, color: str, error: BaseException) -> float | None:
         """Record a failure; how long to wait before retrying, or None when retrying cannot help."""
+        self._observer.helix_error(
+            self.user_id, error.status if isinstance(error, twitchio.HTTPException) else None
+        )
         reason = describe_error(error) if not isinstance(error, TimeoutError) else "no answer from Twitch"
         await self._save(self._store.record_error(self.user_id, reason))
         if not is_transient(error):

@@ -1,4 +1,4 @@
-"""The chat command rule: which messages are ``cce``, ``ccd`` or ``ccc <colour>``."""
+"""The chat command rule: which messages are ``cce``, ``ccd``, ``ccc <colour>`` or ``ccm <mode>``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,14 @@ class SetColor:
     argument: str
 
 
-ChatCommand = Enable | Disable | SetColor
+@dataclass(frozen=True, slots=True)
+class SetMode:
+    """``ccm <mode>``: switch colour mode; ``argument`` is unparsed (may be empty or unknown)."""
+
+    argument: str
+
+
+ChatCommand = Enable | Disable | SetColor | SetMode
 
 
 def parse_command(text: str, prefixes: Iterable[str] = ()) -> ChatCommand | None:
@@ -47,6 +54,8 @@ def parse_command(text: str, prefixes: Iterable[str] = ()) -> ChatCommand | None
     rest = parts[1].strip() if len(parts) > 1 else ""
     if word == "ccc":
         return SetColor(rest)
+    if word == "ccm":
+        return SetMode(rest)
     if rest:
         return None
     if word == "cce":

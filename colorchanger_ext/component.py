@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,11 +13,12 @@ from twitchio.ext import commands
 
 from . import colors
 from .changer import Changer, ExactColor, NextColor, RetryPolicy
-from .commands import ChatCommand, Enable, SetColor, parse_command
+from .commands import ChatCommand, Enable, SetColor, SetMode, parse_command
 from .dedup import RecentIds
+from .observer import ChangeObserver, NullObserver
 from .ratelimit import RateLimits
-from .settings import ColorSettings
-from .store import Store, StoreError
+from .settings import COLOR_MODES, ColorSettings
+from .store import NoPaletteError, Store, StoreError
 from .twitchio_compat import command_prefixes, isolated_component_class
 
 if TYPE_CHECKING:
@@ -41,7 +43,8 @@ class ColorChanger(commands.Component, name="ColorChanger"):
     Give it a ``store`` to share one database between several bots (it is then left open on
     teardown); without one it opens ``settings.database`` itself. Give it ``rate_limits`` whose
     trace is on the bot's HTTP session to retry a 429 exactly at Twitch's reset time (otherwise
-    it waits a minute, by when Twitch's bucket is always full again).
+    it waits a minute, by when Twitch's bucket is always full again). Give it an ``observer``
+    (a ``ChangeObserver``) to count messages, changes and Helix errors, e.g. for metrics.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> ColorChanger:
@@ -57,6 +60,7 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         rng: random.Random | None = None,
         rate_limits: RateLimits | None = None,
         retry: RetryPolicy | None = None,
+        observer: ChangeObserver | None = None,
     ) -> None:
         self.bot = bot
         self.settings = settings or ColorSettings()
@@ -65,6 +69,7 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         self._rng = rng or random.Random()
         self._rate_limits = rate_limits
         self._retry = retry
+        self._observer: ChangeObserver = observer or NullObserver()
         self._seen = RecentIds(self.settings.seen_messages)
         self._changer: Changer | None = None
         self._changer_lock = asyncio.Lock()
@@ -94,9 +99,23 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         async with self._changer_lock:  # messages arriving while the state loads must share one Changer
             if self._changer is not None:
                 return self._changer
-            state = await self.store.ensure_user(
-                self.bot.bot_id, login, mode=self.settings.mode, hex_policy=self.settings.hex_policy
-            )
+            try:
+                state = await self.store.ensure_user(
+                    self.bot.bot_id,
+                    login,
+                    mode=self.settings.mode,
+                    hex_policy=self.settings.hex_policy,
+                    readability=self.settings.readability,
+                    rainbow_step=self.settings.rainbow_step,
+                )
+            except StoreError as error:
+                # ensure_user always takes the write lock: on a locked or read-only database a bot
+                # (re)started then changed no colour at all. The PUT needs no write: use the stored row.
+                stored = await self.store.get_user(self.bot.bot_id)
+                if stored is None:
+                    raise
+                logger.error("%s: %s; going on with the stored settings", login, error)
+                state = stored
             self._changer = Changer(
                 state,
                 store=self.store,
@@ -105,6 +124,7 @@ class ColorChanger(commands.Component, name="ColorChanger"):
                 rng=self._rng,
                 rate_limits=self._rate_limits,
                 retry=self._retry,
+                observer=self._observer,
             )
         return self._changer
 
@@ -118,6 +138,7 @@ class ColorChanger(commands.Component, name="ColorChanger"):
 
     @commands.Component.listener("message")  # type: ignore[untyped-decorator]  # twitchio types it as Any
     async def event_message(self, message: twitchio.ChatMessage) -> None:
+        received_at = time.monotonic()
         chatter_id = message.chatter.id
         is_self = chatter_id == self.bot.bot_id
         if not is_self and (chatter_id is None or chatter_id != self.bot.owner_id):
@@ -125,6 +146,8 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         # Shared chat delivers one message once per channel: the source id is the same in each copy.
         if not self._seen.add(message.source_id or message.id):
             return
+        if is_self:
+            self._observer.message_seen(self.bot.bot_id)
         command = parse_command(message.text, await command_prefixes(self.bot, message))
         login = (
             (message.chatter.name if is_self else None) or getattr(self.bot.user, "name", None) or chatter_id
@@ -137,7 +160,7 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         if command is not None:
             await self._run_command(changer, command)
         elif is_self and changer.state.enabled:
-            changer.request(NextColor())
+            changer.request(NextColor(), received_at=received_at)
 
     async def _run_command(self, changer: Changer, command: ChatCommand) -> CommandOutcome:
         login = changer.state.login
@@ -152,6 +175,8 @@ class ColorChanger(commands.Component, name="ColorChanger"):
                 return self._outcome(changer, command, False, f"ccc: {error}")
             changer.request(NextColor() if color == colors.RANDOM else ExactColor(color))
             return self._outcome(changer, command, True, f"setting colour to {color}")
+        if isinstance(command, SetMode):
+            return await self._set_mode(changer, command)
         enabled = isinstance(command, Enable)
         word = "cce" if enabled else "ccd"
         try:
@@ -162,6 +187,31 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         return self._outcome(
             changer, command, True, f"automatic colour changes {'enabled' if enabled else 'disabled'}"
         )
+
+    async def _set_mode(self, changer: Changer, command: SetMode) -> CommandOutcome:
+        """``ccm <mode>``: saved before it is acknowledged; it changes no colour by itself."""
+        choices = ", ".join(COLOR_MODES)
+        mode = command.argument.lower()
+        if not mode:
+            return self._outcome(changer, command, False, f"ccm needs a mode: {choices}")
+        if mode not in COLOR_MODES:
+            shown = ascii(command.argument[:40])
+            return self._outcome(changer, command, False, f"ccm: unknown mode {shown}: {choices}")
+        login = changer.state.login
+        try:
+            await changer.set_mode(mode)
+        except NoPaletteError:
+            return self._outcome(
+                changer,
+                command,
+                False,
+                f"ccm palette: {login} has no palette yet "
+                f"(colorchanger-runner users set {login} --palette red,#9146FF,coral)",
+            )
+        except StoreError as error:
+            logger.error("%s: could not save ccm %s: %s", login, mode, error)
+            return self._outcome(changer, command, False, "ccm was not saved: the database failed")
+        return self._outcome(changer, command, True, f"colour mode set to {mode}")
 
     def _outcome(self, changer: Changer, command: ChatCommand, ok: bool, detail: str) -> CommandOutcome:
         outcome = CommandOutcome(changer.user_id, command, ok, detail)

@@ -7,12 +7,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .colors import DEFAULT_MIN_CONTRAST, check_min_contrast
+from .colors import (
+    DEFAULT_MIN_CONTRAST,
+    DEFAULT_RAINBOW_STEP,
+    Readability,
+    check_min_contrast,
+    check_rainbow_step,
+    check_readability,
+)
 
-ColorMode = Literal["preset", "hex"]
+ColorMode = Literal["preset", "hex", "rainbow", "palette"]
 HexPolicy = Literal["auto", "always", "never"]
 
-COLOR_MODES: tuple[ColorMode, ...] = ("preset", "hex")
+COLOR_MODES: tuple[ColorMode, ...] = ("preset", "hex", "rainbow", "palette")
+"""preset: a random named colour; hex: a random readable hex colour; rainbow: hue steps round the
+wheel; palette: the user's own colours, in order or shuffled (needs a per-user palette)."""
 HEX_POLICIES: tuple[HexPolicy, ...] = ("auto", "always", "never")
 
 DEFAULT_DATABASE = Path("colorchanger.sqlite3")
@@ -41,10 +50,19 @@ class ColorSettings:
     """Seconds before ``auto`` tries hex again on an account Twitch refused it for (it may gain Prime)."""
     seen_messages: int = 2048
     """How many message ids are remembered to drop redelivered and shared-chat copies."""
+    readability: Readability = "dark"
+    """For new users: the chat theme random colours must read well on (dark, light, both, off)."""
+    rainbow_step: int = DEFAULT_RAINBOW_STEP
+    """For new users: degrees of hue between rainbow colours (1 to 359)."""
 
     def __post_init__(self) -> None:
         if self.mode not in COLOR_MODES:
             raise ValueError(f"mode must be one of {', '.join(COLOR_MODES)}, not {self.mode!r}")
+        if self.mode == "palette":
+            raise ValueError(
+                "mode cannot be palette for every user: a palette is one user's own "
+                "(colorchanger-runner users set LOGIN --palette ... --mode palette)"
+            )
         if self.hex_policy not in HEX_POLICIES:
             raise ValueError(f"hex_policy must be one of {', '.join(HEX_POLICIES)}, not {self.hex_policy!r}")
         if not 0 <= self.no_repeat <= 14:
@@ -56,3 +74,5 @@ class ColorSettings:
             raise ValueError(f"hex_retry_after must not be negative, not {self.hex_retry_after}")
         if self.seen_messages < 1:
             raise ValueError(f"seen_messages must be at least 1, not {self.seen_messages}")
+        check_readability(self.readability)
+        check_rainbow_step(self.rainbow_step)

@@ -22,6 +22,16 @@ from typing import Any, Self, cast
 
 import aiosqlite
 
+from .colors import (
+    DEFAULT_RAINBOW_STEP,
+    PALETTE_ORDERS,
+    READABILITIES,
+    PaletteOrder,
+    Readability,
+    check_rainbow_step,
+    check_readability,
+    parse_palette,
+)
 from .migrate import DatabaseTooNewError, MigrationError, StoreError, apply_migrations
 from .settings import COLOR_MODES, HEX_POLICIES, HexPolicy
 
@@ -29,6 +39,8 @@ __all__ = [
     "DatabaseTooNewError",
     "HexPolicy",
     "MigrationError",
+    "ModeProgress",
+    "NoPaletteError",
     "Store",
     "StoreError",
     "UnknownUserError",
@@ -41,8 +53,13 @@ _MIN_SQLITE = (3, 35, 0)  # RETURNING
 
 USER_COLUMNS = (
     "user_id, login, enabled, mode, hex_policy, hex_refused_at, recent_colors, changes, errors, "
-    "last_color, last_changed_at, last_error, last_error_at, created_at, updated_at"
+    "last_color, last_changed_at, last_error, last_error_at, created_at, updated_at, "
+    "readability, rainbow_step, rainbow_hue, palette, palette_order, palette_position, palette_remaining"
 )
+
+
+class NoPaletteError(ValueError):
+    """``set_mode(..., "palette")`` for a user without a palette: there would be nothing to pick from."""
 
 
 class UnknownUserError(StoreError, KeyError):
@@ -72,6 +89,34 @@ class UserState:
     last_error_at: float | None
     created_at: float
     updated_at: float
+    readability: Readability = "dark"
+    """The chat theme random (hex, rainbow) colours must read well on."""
+    rainbow_step: int = DEFAULT_RAINBOW_STEP
+    rainbow_hue: int | None = None
+    """Hue of the last rainbow colour applied; None before the first."""
+    palette: tuple[str, ...] = ()
+    """The user's own colours (Twitch names or '#RRGGBB'), in their order."""
+    palette_order: PaletteOrder = "cycle"
+    palette_position: int = 0
+    """cycle: index of the next palette colour."""
+    palette_remaining: tuple[int, ...] = ()
+    """shuffle: indices of the palette entries this round has not used yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModeProgress:
+    """Where the rainbow or palette stands once the colour picked from it is applied.
+
+    Saved by ``record_color`` together with that colour (see ``Store.stage_progress``).
+    """
+
+    rainbow_hue: int | None = None
+    """The hue of the picked rainbow colour; None leaves the stored hue alone."""
+    palette: tuple[str, ...] | None = None
+    """The palette the position below belongs to (None: not a palette pick); if the stored palette
+    is no longer this one (changed meanwhile), the position is not saved."""
+    palette_position: int = 0
+    palette_remaining: tuple[int, ...] = ()
 
 
 def user_from_row(row: sqlite3.Row) -> UserState:
@@ -92,7 +137,26 @@ def user_from_row(row: sqlite3.Row) -> UserState:
         last_error_at=row["last_error_at"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        # Writes are validated, so these guards only matter for a row edited by hand: like a damaged
+        # recent list, a bad value reads as the default rather than breaking the user's changes.
+        readability=row["readability"] if row["readability"] in READABILITIES else "dark",
+        rainbow_step=row["rainbow_step"] if row["rainbow_step"] in range(1, 360) else DEFAULT_RAINBOW_STEP,
+        rainbow_hue=row["rainbow_hue"] if row["rainbow_hue"] in range(360) else None,
+        palette=_parse_recent(row["palette"]),
+        palette_order=row["palette_order"] if row["palette_order"] in PALETTE_ORDERS else "cycle",
+        palette_position=row["palette_position"],
+        palette_remaining=_parse_indices(row["palette_remaining"]),
     )
+
+
+def palette_json(palette: Sequence[str]) -> str:
+    """The palette column's one spelling, so a palette compares equal to itself in SQL."""
+    return json.dumps(list(palette))
+
+
+def _check_palette_order(order: str) -> None:
+    if order not in PALETTE_ORDERS:
+        raise ValueError(f"palette_order must be one of {', '.join(PALETTE_ORDERS)}, not {order!r}")
 
 
 def _check_mode(mode: str) -> None:
@@ -137,6 +201,7 @@ class Store:
         self._conn: aiosqlite.Connection | None = conn
         self._busy_timeout = busy_timeout
         self._lock = asyncio.Lock()
+        self._staged: dict[str, ModeProgress] = {}
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Store:
@@ -253,7 +318,14 @@ class Store:
         return user_from_row(rows[0]) if rows else None
 
     async def ensure_user(
-        self, user_id: str, login: str, *, mode: str = "preset", hex_policy: HexPolicy = "auto"
+        self,
+        user_id: str,
+        login: str,
+        *,
+        mode: str = "preset",
+        hex_policy: HexPolicy = "auto",
+        readability: Readability = "dark",
+        rainbow_step: int = DEFAULT_RAINBOW_STEP,
     ) -> UserState:
         """The user's row, created with these defaults if new; an existing user keeps their settings.
 
@@ -262,17 +334,19 @@ class Store:
         """
         _check_mode(mode)
         _check_hex_policy(hex_policy)
+        check_readability(readability)
+        check_rainbow_step(rainbow_step)
         now = time.time()
         async with self.connection(f"saving user {user_id} ({login})") as conn:
             rows = list(
                 await conn.execute_fetchall(
-                    "INSERT INTO users (user_id, login, mode, hex_policy, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) "
+                    "INSERT INTO users (user_id, login, mode, hex_policy, readability, rainbow_step, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (user_id) DO UPDATE "
                     "SET login = excluded.login, updated_at = excluded.updated_at "
                     "WHERE users.login IS NOT excluded.login "
                     f"RETURNING {USER_COLUMNS}",
-                    (user_id, login, mode, hex_policy, now, now),
+                    (user_id, login, mode, hex_policy, readability, rainbow_step, now, now),
                 )
             )
             if not rows:  # already there with this login: nothing was written
@@ -293,9 +367,87 @@ class Store:
         )
 
     async def set_mode(self, user_id: str, mode: str) -> UserState:
-        """Choose how the user's next colours are picked."""
+        """Choose how the user's next colours are picked; ``palette`` needs a palette (NoPaletteError)."""
         _check_mode(mode)
-        return await self._update(f"setting mode {mode} for user {user_id}", user_id, "mode = ?", (mode,))
+        async with self.transaction(f"setting mode {mode} for user {user_id}") as conn:
+            rows = list(
+                await conn.execute_fetchall("SELECT palette FROM users WHERE user_id = ?", (user_id,))
+            )
+            if not rows:
+                raise _unknown(self.path, user_id)
+            if mode == "palette" and not _parse_recent(rows[0]["palette"]):
+                raise NoPaletteError(f"user {user_id} has no palette to use")
+            rows = list(
+                await conn.execute_fetchall(
+                    f"UPDATE users SET mode = ?, updated_at = ? WHERE user_id = ? RETURNING {USER_COLUMNS}",
+                    (mode, time.time(), user_id),
+                )
+            )
+        return _single(rows, self.path, user_id)
+
+    async def set_readability(self, user_id: str, readability: Readability) -> UserState:
+        """Choose the chat theme the user's random colours must read well on."""
+        check_readability(readability)
+        return await self._update(
+            f"setting readability {readability} for user {user_id}",
+            user_id,
+            "readability = ?",
+            (readability,),
+        )
+
+    async def set_rainbow_step(self, user_id: str, step: int) -> UserState:
+        """Degrees of hue between the user's rainbow colours; the rainbow goes on from its current hue."""
+        check_rainbow_step(step)
+        return await self._update(
+            f"setting rainbow step {step} for user {user_id}", user_id, "rainbow_step = ?", (step,)
+        )
+
+    async def set_palette(
+        self, user_id: str, palette: Sequence[str], *, order: PaletteOrder | None = None
+    ) -> UserState:
+        """Give the user their own colours (parsed as parse_palette does); it starts from its first entry.
+
+        Emptying the palette of a user in palette mode is refused (NoPaletteError): set another mode first.
+        """
+        colors = parse_palette(list(palette))
+        if order is not None:
+            _check_palette_order(order)
+        async with self.transaction(f"setting the palette of user {user_id}") as conn:
+            rows = list(await conn.execute_fetchall("SELECT mode FROM users WHERE user_id = ?", (user_id,)))
+            if not rows:
+                raise _unknown(self.path, user_id)
+            if not colors and rows[0]["mode"] == "palette":
+                raise NoPaletteError(
+                    f"user {user_id} is in palette mode: choose another mode before emptying it"
+                )
+            rows = list(
+                await conn.execute_fetchall(
+                    "UPDATE users SET palette = ?, palette_order = coalesce(?, palette_order), "
+                    "palette_position = 0, palette_remaining = '[]', updated_at = ? "
+                    f"WHERE user_id = ? RETURNING {USER_COLUMNS}",
+                    (palette_json(colors), order, time.time(), user_id),
+                )
+            )
+        return _single(rows, self.path, user_id)
+
+    async def set_palette_order(self, user_id: str, order: PaletteOrder) -> UserState:
+        """``cycle`` the palette in order or ``shuffle`` it (every entry once per round)."""
+        _check_palette_order(order)
+        return await self._update(
+            f"setting palette order {order} for user {user_id}", user_id, "palette_order = ?", (order,)
+        )
+
+    def stage_progress(self, user_id: str, progress: ModeProgress | None) -> None:
+        """Have the user's next ``record_color`` also save ``progress``, in its transaction (None: nothing).
+
+        The colour changer stages where its rainbow or palette will stand before it asks Twitch, so
+        only a change that lands moves them on: a failed one is picked again from where it was, and
+        a restart goes on after the last colour applied.
+        """
+        if progress is None:
+            self._staged.pop(user_id, None)
+        else:
+            self._staged[user_id] = progress
 
     async def set_hex_policy(self, user_id: str, policy: HexPolicy) -> UserState:
         """Choose whether hex colours are tried (``auto`` learns from Twitch's refusals)."""
@@ -323,12 +475,15 @@ class Store:
         """
         now = time.time() if at is None else at
         keep = max(1, keep_recent)
+        progress = self._staged.pop(user_id, None)
         async with self.transaction(f"recording colour {color} for user {user_id}") as conn:
             rows = list(
                 await conn.execute_fetchall("SELECT recent_colors FROM users WHERE user_id = ?", (user_id,))
             )
             if not rows:
                 raise _unknown(self.path, user_id)
+            if progress is not None:
+                await _save_progress(conn, user_id, progress)
             recent = (*_parse_recent(rows[0]["recent_colors"]), color)
             rows = list(
                 await conn.execute_fetchall(
@@ -366,6 +521,35 @@ def _parse_recent(raw: str) -> tuple[str, ...]:
     except ValueError:
         return ()
     return tuple(color for color in loaded if isinstance(color, str)) if isinstance(loaded, list) else ()
+
+
+def _parse_indices(raw: str) -> tuple[int, ...]:
+    """The JSON palette_remaining column; damaged entries are dropped (a new round starts instead)."""
+    try:
+        loaded = json.loads(raw)
+    except ValueError:
+        return ()
+    if not isinstance(loaded, list):
+        return ()
+    return tuple(i for i in loaded if isinstance(i, int) and not isinstance(i, bool) and i >= 0)
+
+
+async def _save_progress(conn: aiosqlite.Connection, user_id: str, progress: ModeProgress) -> None:
+    """Move the rainbow and palette on, inside record_color's transaction."""
+    if progress.rainbow_hue is not None:
+        await conn.execute_fetchall(
+            "UPDATE users SET rainbow_hue = ? WHERE user_id = ?", (progress.rainbow_hue, user_id)
+        )
+    if progress.palette is not None:
+        await conn.execute_fetchall(
+            "UPDATE users SET palette_position = ?, palette_remaining = ? WHERE user_id = ? AND palette = ?",
+            (
+                progress.palette_position,
+                json.dumps(list(progress.palette_remaining)),
+                user_id,
+                palette_json(progress.palette),
+            ),
+        )
 
 
 def _unknown(path: Path, user_id: str) -> UnknownUserError:

@@ -19,16 +19,22 @@ it (``tests/test_twitchio_traps.py``):
   becomes its "app token", never updated after a refresh, so every later call without
   ``token_for`` refreshes (and rotates the single-use refresh token) again.
   :func:`save_refreshed_tokens_first` persists each new pair before twitchio uses it and keeps
-  that app token current.
+  that app token current; it also makes each refresh run once and to its end, whoever cancels
+  (shown in ``tests/test_faults.py``, the database locked during a refresh).
 * twitchio's own EventSub reconnect never resets its backoff and stays down after 4001/4003;
   its keepalive check needs up to 25 s to notice a dead socket.
   :func:`leave_reconnects_to_caller` and :func:`seconds_since_last_frame` let the runner own both.
+* A frame without ``metadata`` kills twitchio's EventSub listener while its socket stays open:
+  :func:`dead_listener_error` tells the runner, which restarts the bot (``tests/test_faults.py``,
+  hostile EventSub frames).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -109,7 +115,7 @@ def undo_reconnect_tracking_fix() -> None:
 
 
 OnRefreshed = Callable[[str, str, int | None], Awaitable[None]]
-"""Saves ``(access_token, refresh_token, expires_in)``; must raise if it could not."""
+"""Saves ``(access_token, refresh_token, expires_in)``; raising fails the refresh (the pair is lost)."""
 OnRejected = Callable[[twitchio.HTTPException], Awaitable[None]]
 
 
@@ -120,11 +126,17 @@ def save_refreshed_tokens_first(
 
     All three of twitchio's refresh paths (on add, on a 401, in the hourly validation) call the
     same private OAuth object, so wrapping its ``refresh_token`` covers them all.
+
+    Each refresh runs to its end in a task of its own, once per refresh token. A caller's timeout
+    (a colour change's) used to cancel it between Twitch rotating the pair and the pair being
+    saved, and a second 401 meanwhile refreshed the spent token again (400): either way the
+    account was locked out. Callers that come while one runs share its result.
     """
     oauth: Any = http._ManagedHTTPClient__isolated  # type: ignore[attr-defined]  # name-mangled private
     refresh = oauth.refresh_token
+    running: dict[str, asyncio.Future[Any]] = {}
 
-    async def refresh_then_save(refresh_token: str) -> Any:
+    async def rotate(refresh_token: str) -> Any:
         try:
             payload = await refresh(refresh_token)
         except twitchio.HTTPException as error:
@@ -132,9 +144,26 @@ def save_refreshed_tokens_first(
                 await on_rejected(error)
             raise
         await on_refreshed(payload.access_token, payload.refresh_token, payload.expires_in)
+        # twitchio stores the new pair only when the refresh returns to a caller, who may be gone.
+        for entry in http._tokens.values():
+            if entry.get("refresh") == refresh_token:
+                entry["token"], entry["refresh"] = payload.access_token, payload.refresh_token
         if http._app_token is not None:  # the user's own token, for a client started with token=
             http._app_token = payload.access_token
         return payload
+
+    def forget(refresh_token: str, task: asyncio.Future[Any]) -> None:
+        if running.get(refresh_token) is task:
+            del running[refresh_token]
+        if not task.cancelled():
+            task.exception()  # retrieved: whoever still waits gets it; nobody else must log it
+
+    async def refresh_then_save(refresh_token: str) -> Any:
+        task = running.get(refresh_token)
+        if task is None:
+            task = running[refresh_token] = asyncio.ensure_future(rotate(refresh_token))
+            task.add_done_callback(functools.partial(forget, refresh_token))
+        return await asyncio.shield(task)
 
     oauth.refresh_token = refresh_then_save
 
@@ -160,6 +189,23 @@ def seconds_since_last_frame(client: Any, user_id: str) -> float | None:
         if socket.connected and socket._last_keepalive is not None
     ]
     return min(ages) if ages else None
+
+
+def dead_listener_error(client: Any, user_id: str) -> BaseException | None:
+    """The exception that killed twitchio's reader of a still-open EventSub socket, if one died.
+
+    twitchio indexes every frame's ``metadata`` unguarded, so one malformed frame ends its listener
+    task with a KeyError while the socket stays open, read by nobody; asyncio later logs "Task
+    exception was never retrieved". Fetching the exception here marks it retrieved, and the caller
+    restarts at once instead of waiting for the silence check.
+    """
+    for socket in client._websockets.get(user_id, {}).values():
+        task = socket._listen_task
+        if socket.connected and task is not None and task.done() and not task.cancelled():
+            error: BaseException | None = task.exception()
+            if error is not None:
+                return error
+    return None
 
 
 def any_socket_connected(client: Any, user_id: str) -> bool:

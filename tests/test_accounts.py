@@ -121,7 +121,7 @@ async def test_new_user_gets_the_given_colour_settings(accounts: Accounts) -> No
     assert added.tokens is not None
     assert added.tokens.expires_at is None
     with pytest.raises(ValueError, match="mode must be one of"):
-        await add_alice(accounts, user_id="9", mode="rainbow")
+        await add_alice(accounts, user_id="9", mode="disco")
     with pytest.raises(ValueError, match="whitespace"):
         await add_alice(accounts, user_id="9", scopes=["a b"])
     assert await accounts.get("9") is None

@@ -184,6 +184,7 @@ async def test_users_add_imports_tokens_and_users_list_shows_the_row(twitch: Fak
         "CHANNELS": "#partner, #alice",
         "MODE": "preset",
         "HEX": "auto",
+        "READABILITY": "dark",
         "LAST COLOUR": "-",
         "STATUS": "ok",
     }
@@ -311,23 +312,82 @@ async def test_users_enable_and_disable(twitch: FakeTwitch, cli: Cli) -> None:
 async def test_users_set(twitch: FakeTwitch, cli: Cli) -> None:
     await cli.import_user(twitch.add_user("alice"))
     changed = await cli.ok("users", "set", "alice", "--mode", "hex", "--hex", "never")
-    assert changed.stdout == "alice: mode hex, hex never.\n"
+    assert changed.stdout == "alice: mode hex, hex never, readability dark.\n"
     row = (await cli.rows())["alice"]
     assert (row["MODE"], row["HEX"]) == ("hex", "never")
     only_mode = await cli.ok("users", "set", "alice", "--mode", "preset")
-    assert only_mode.stdout == "alice: mode preset, hex never.\n"  # --hex left alone
+    assert only_mode.stdout == "alice: mode preset, hex never, readability dark.\n"  # --hex left alone
 
     nothing = await cli.fails(2, "users", "set", "alice")
-    assert "nothing to set: give --mode and/or --hex" in nothing.stderr
-    bad_choice = await cli.fails(2, "users", "set", "alice", "--mode", "rainbow")
+    assert "nothing to set: give --mode, --hex, --readability, --rainbow-step, --palette or" in nothing.stderr
+    bad_choice = await cli.fails(2, "users", "set", "alice", "--mode", "disco")
     assert "Invalid value for '--mode'" in bad_choice.stderr
-    assert "'rainbow' is not one of 'preset', 'hex'" in bad_choice.stderr
+    assert "'disco' is not one of 'preset', 'hex', 'rainbow', 'palette'" in bad_choice.stderr
     bad_hex = await cli.fails(2, "users", "set", "alice", "--hex", "sometimes")
     assert "Invalid value for '--hex'" in bad_hex.stderr
     unknown = await cli.fails(1, "users", "set", "nobody", "--mode", "hex")
     assert "no user 'nobody'" in unknown.stderr
     row = (await cli.rows())["alice"]
     assert (row["MODE"], row["HEX"]) == ("preset", "never")
+
+
+async def test_users_set_colour_modes(twitch: FakeTwitch, cli: Cli, database: Path) -> None:
+    await cli.import_user(twitch.add_user("alice"))
+    rainbow = await cli.ok("users", "set", "alice", "--mode", "rainbow", "--rainbow-step", "45")
+    assert rainbow.stdout == "alice: mode rainbow (step 45), hex auto, readability dark.\n"
+    light = await cli.ok("users", "set", "alice", "--readability", "light")
+    assert light.stdout == "alice: mode rainbow (step 45), hex auto, readability light.\n"
+    row = (await cli.rows())["alice"]
+    assert (row["MODE"], row["READABILITY"]) == ("rainbow (step 45)", "light")
+
+    palette = await cli.ok(
+        "users", "set", "alice", "--mode", "palette", "--palette", " red, #9146ff ,blue violet,f0a"
+    )
+    assert palette.stdout == (
+        "alice: mode palette (4 colours, cycle), hex auto, readability light; "
+        "palette red, #9146FF, blue_violet, #FF00AA.\n"
+    )
+    shuffled = await cli.ok("users", "set", "alice", "--palette-order", "shuffle")
+    assert "mode palette (4 colours, shuffle)" in shuffled.stdout
+    assert (await cli.rows())["alice"]["MODE"] == "palette (4 colours, shuffle)"
+    async with await Accounts.open(database) as accounts:
+        account = await accounts.get("alice")
+    assert account is not None
+    state = account.state
+    assert (state.mode, state.rainbow_step, state.readability) == ("palette", 45, "light")
+    assert (state.palette, state.palette_order) == (("red", "#9146FF", "blue_violet", "#FF00AA"), "shuffle")
+
+    # Palette mode needs a palette: neither emptied nor chosen without one; nothing changes then.
+    emptied = await cli.fails(1, "users", "set", "alice", "--palette", "")
+    assert "alice would be in palette mode without a palette: give --palette" in emptied.stderr
+    await cli.ok("users", "set", "alice", "--mode", "hex", "--palette", "")
+    no_palette = await cli.fails(1, "users", "set", "alice", "--mode", "palette")
+    assert "alice would be in palette mode without a palette" in no_palette.stderr
+    assert (await cli.rows())["alice"]["MODE"] == "hex"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--palette", "red,#zzz,coral"), "palette entry 2: not a colour: '#zzz'"),
+        (("--palette", "red,,coral"), "palette entry 2: not a colour: ''"),
+        (("--palette", "red,random"), "palette entry 2: 'random' is not a colour a palette can hold"),
+        (("--palette", ",".join(["red"] * 33)), "a palette holds at most 32 colours, not 33"),
+        (("--rainbow-step", "0"), "Invalid value for '--rainbow-step': 0 is not in the range 1<=x<=359"),
+        (("--rainbow-step", "360"), "Invalid value for '--rainbow-step'"),
+        (("--rainbow-step", "ten"), "Invalid value for '--rainbow-step'"),
+        (("--readability", "dim"), "'dim' is not one of 'dark', 'light', 'both', 'off'"),
+        (("--palette-order", "random"), "'random' is not one of 'cycle', 'shuffle'"),
+    ],
+)
+async def test_users_set_refuses_bad_colour_options(
+    twitch: FakeTwitch, cli: Cli, args: tuple[str, ...], message: str
+) -> None:
+    await cli.import_user(twitch.add_user("alice"))
+    failed = await cli.fails(2, "users", "set", "alice", "--mode", "rainbow", *args)
+    assert message in failed.stderr
+    row = (await cli.rows())["alice"]
+    assert (row["MODE"], row["READABILITY"]) == ("preset", "dark")  # nothing was changed
 
 
 async def test_users_channels_add_and_remove(twitch: FakeTwitch, cli: Cli) -> None:
@@ -502,7 +562,9 @@ def test_the_command_tree() -> None:
     assert sorted(" ".join(path) for path in command_paths()) == [
         "",
         "config",
+        "demo",
         "run",
+        "status",
         "users",
         "users add",
         "users channels",

@@ -69,6 +69,7 @@ def test_example_loads_as_shipped_and_equals_the_defaults_where_it_says_so() -> 
     assert config.logging == LoggingConfig()
     assert config.endpoints == Endpoints() == Endpoints(DEFAULT_HELIX, DEFAULT_OAUTH, DEFAULT_EVENTSUB)
     assert config.health_port is None
+    assert config.restore_colour_on_exit is False
 
 
 def test_example_documents_every_key_with_a_comment() -> None:
@@ -141,6 +142,8 @@ def test_every_key_read_into_the_config(tmp_path: Path) -> None:
           no_repeat: 3
           min_contrast: 4
           hex_retry_after_hours: 1.5
+          readability: Both
+          rainbow_step: 45
         logging:
           level: debug
           format: JSON
@@ -160,7 +163,14 @@ def test_every_key_read_into_the_config(tmp_path: Path) -> None:
     )
     assert config.database == database
     assert config.colors == ColorSettings(
-        database=database, mode="hex", hex_policy="never", no_repeat=3, min_contrast=4, hex_retry_after=5400.0
+        database=database,
+        mode="hex",
+        hex_policy="never",
+        no_repeat=3,
+        min_contrast=4,
+        hex_retry_after=5400.0,
+        readability="both",
+        rainbow_step=45,
     )
     assert config.logging == LoggingConfig("DEBUG", "json", tmp_path / "logs" / "runner.log", 1000, 0)
     assert config.health_port == 8081
@@ -220,6 +230,8 @@ WRONG_TYPES = [
     ("colors.min_contrast", "yes", "must be a number, not 'yes' (a boolean to YAML)"),
     ("colors.min_contrast", ".nan", "must be a finite number, not '.nan'"),
     ("colors.hex_retry_after_hours", "soon", "must be a number, not 'soon'"),
+    ("colors.readability", "[dark]", "must be text, not a list"),
+    ("colors.rainbow_step", "15.5", "must be a whole number, not '15.5'"),
     ("logging", "[]", "must be a mapping with keys level, format, file, max_bytes, backup_count; not a list"),
     ("logging.level", "10", "must be one of DEBUG, INFO, WARNING, ERROR, not '10'"),
     ("logging.format", "[json]", "must be one of text, json, not a list"),
@@ -227,6 +239,7 @@ WRONG_TYPES = [
     ("logging.max_bytes", "10MB", "must be a whole number, not '10MB'"),
     ("logging.backup_count", "false", "must be a whole number, not 'false' (a boolean to YAML)"),
     ("health_port", "http", "must be a whole number, not 'http'"),
+    ("restore_colour_on_exit", "'yes'", "must be true or false, not 'yes'"),
 ]
 
 
@@ -267,7 +280,11 @@ def test_wrong_types_cover_every_key_in_the_schema() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("colors.mode", "rainbow", "must be one of preset, hex, not 'rainbow'"),
+        ("colors.mode", "disco", "must be one of preset, hex, rainbow, palette, not 'disco'"),
+        ("colors.mode", "palette", "cannot be palette for every user: a palette is one user's own"),
+        ("colors.readability", "dim", "must be one of dark, light, both, off, not 'dim'"),
+        ("colors.rainbow_step", "0", "must be a whole number of degrees from 1 to 359, not 0"),
+        ("colors.rainbow_step", "360", "must be a whole number of degrees from 1 to 359, not 360"),
         ("colors.hex_policy", "sometimes", "must be one of auto, always, never, not 'sometimes'"),
         ("colors.no_repeat", "15", "must be between 0 and 14 (there are 15 named colours), not 15"),
         ("colors.min_contrast", "0.5", "must be between 1 and "),
@@ -304,7 +321,7 @@ def test_several_problems_in_one_file_are_all_reported_in_line_order(tmp_path: P
           level: LOUD
         colors:
           no_repeat: many
-          mode: rainbow
+          mode: disco
         health_port: 0
         twitch:
           endpoints:
@@ -350,7 +367,12 @@ def test_unknown_nested_key_and_a_key_in_the_wrong_section(tmp_path: Path) -> No
     assert [(p.line, p.path, p.message) for p in found] == [
         (2, "twitch", "unknown key 'clientid' (did you mean 'client_id'?)"),
         (3, "", "unknown key 'client_secret' here (did you mean 'twitch.client_secret'?)"),
-        (4, "", "unknown key 'foo' (known keys: twitch, database, colors, logging, health_port)"),
+        (
+            4,
+            "",
+            "unknown key 'foo' (known keys: twitch, database, colors, logging, health_port, "
+            "restore_colour_on_exit)",
+        ),
     ]
 
 

@@ -97,6 +97,14 @@ class FakeSession:
             await ws.send_json(message)
         self._last_sent = asyncio.get_running_loop().time()
 
+    async def send_raw(self, text: str) -> None:
+        """Write any text frame to the current socket (hostile-input tests: non-JSON, missing keys)."""
+        ws = self._ws
+        if ws is None or ws.closed or self.closed:
+            raise RuntimeError(f"{self!r} has no open socket")
+        await ws.send_str(text)
+        self._last_sent = asyncio.get_running_loop().time()
+
     async def deliver(self, message: JSON) -> None:
         """Send a frame, or hold it while reconnecting so it arrives once, on the new socket."""
         if self.closed or self.silenced:

@@ -76,7 +76,9 @@ class HelixAPI:
         """Bind to the fake whose users, tokens and sessions this serves."""
         self.fake = fake
         self.buckets: dict[tuple[str, str | None], Bucket] = {}
-        self.failures: dict[str, deque[TwitchError]] = {}
+        # path -> queued errors, each for one user's requests (None: anyone's), so a fault can hit one user
+        self.failures: dict[str, deque[tuple[str | None, TwitchError]]] = {}
+        self.in_flight = 0  # requests inside the gate now: lets a test wait until slow ones have finished
 
     def routes(self) -> list[web.RouteDef]:
         """The Helix routes, each behind the gate; unknown paths get Twitch's 404."""
@@ -94,6 +96,13 @@ class HelixAPI:
         """Wrap a handler in delay, rate limit, injected failures, auth and the rate-limit headers."""
 
         async def gated(request: web.Request) -> web.StreamResponse:
+            self.in_flight += 1
+            try:
+                return await inner(request)
+            finally:
+                self.in_flight -= 1  # before the recording middleware's notify() wakes waiters
+
+        async def inner(request: web.Request) -> web.StreamResponse:
             fake = self.fake
             if fake.helix_delay > 0:  # cut short by close() so shutdown need not wait for it
                 with contextlib.suppress(TimeoutError):
@@ -108,9 +117,9 @@ class HelixAPI:
             try:
                 if not bucket.take():
                     raise TwitchError(429, "")
-                injected = self.failures.get(request.path.removeprefix("/helix/"))
-                if injected:
-                    raise injected.popleft()
+                injected = self._take_failure(request.path.removeprefix("/helix/"), key[1])
+                if injected is not None:
+                    raise injected
                 if not header:
                     raise TwitchError(401, "OAuth token is missing")
                 if token is None:
@@ -126,12 +135,31 @@ class HelixAPI:
 
         return gated
 
-    def fail(self, path: str, status: int, count: int, message: str | None, headers: dict[str, str]) -> None:
-        """Queue ``count`` error answers for ``path`` (relative to /helix/)."""
+    def fail(
+        self,
+        path: str,
+        status: int,
+        count: int,
+        message: str | None,
+        headers: dict[str, str],
+        user_id: str | None = None,
+    ) -> None:
+        """Queue ``count`` error answers for ``path`` (relative to /helix/), for one user's token or any."""
         if message is None:
             message = "Invalid OAuth token" if status == 401 else ""
         queue = self.failures.setdefault(path.strip("/"), deque())
-        queue.extend(TwitchError(status, message, headers) for _ in range(count))
+        queue.extend((user_id, TwitchError(status, message, headers)) for _ in range(count))
+
+    def _take_failure(self, path: str, user_id: str | None) -> TwitchError | None:
+        """The first queued error for this path that applies to the request's user, removed from the queue."""
+        queue = self.failures.get(path)
+        if not queue:
+            return None
+        for index, (target, error) in enumerate(queue):
+            if target is None or target == user_id:
+                del queue[index]
+                return error
+        return None
 
     async def not_found(self, request: web.Request, token: Token) -> web.StreamResponse:
         """Any Helix path the fake does not implement."""

@@ -348,9 +348,26 @@ class FakeTwitch:
         count: int = 1,
         message: str | None = None,
         headers: Mapping[str, str] | None = None,
+        user: FakeUser | None = None,
     ) -> None:
-        """The next ``count`` requests to that Helix path (e.g. "chat/color") get Twitch's error body."""
-        self.helix.fail(path, status, count, message, dict(headers or {}))
+        """The next ``count`` requests to that Helix path (e.g. "chat/color") get Twitch's error body.
+
+        With ``user``, only requests made with that user's token fail (a fault that hits one user).
+        """
+        self.helix.fail(path, status, count, message, dict(headers or {}), user.id if user else None)
+
+    def heal_helix(self) -> None:
+        """Drop every injected Helix failure still queued (the end of an outage)."""
+        self.helix.failures.clear()
+
+    @property
+    def helix_in_flight(self) -> int:
+        """Helix requests being answered right now (e.g. held by ``helix_delay``)."""
+        return self.helix.in_flight
+
+    async def send_raw(self, session: FakeSession, text: str) -> None:
+        """Write ``text`` as one WebSocket text frame to the session, valid EventSub or not."""
+        await session.send_raw(text)
 
     # device code flow
 
