@@ -215,6 +215,7 @@ class ColorChanger(commands.Component, name="ColorChanger"):
 
     def _outcome(self, changer: Changer, command: ChatCommand, ok: bool, detail: str) -> CommandOutcome:
         outcome = CommandOutcome(changer.user_id, command, ok, detail)
-        logger.log(logging.INFO if ok else logging.WARNING, "%s: %s", changer.state.login, detail)
+        # A refused command is the chatter's typo, not a fault of the bot: INFO either way.
+        logger.info("%s: %s", changer.state.login, detail)
         self.bot.dispatch("colorchanger_command", payload=outcome)
         return outcome
