@@ -27,6 +27,8 @@ from bot_runner.accounts import Accounts
 from bot_runner.cli import main
 from colorchanger_ext.testing import FakeTwitch, FakeUser
 
+from .conftest import import_args, tokens_of, write_runner_config
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 NO_USERS = "No users yet. Add one with: colorchanger-runner users add LOGIN"
 
@@ -59,17 +61,7 @@ class Cli:
         return result
 
     async def import_user(self, user: FakeUser, *channels: str) -> Result:
-        options = [arg for channel in channels for arg in ("--channel", channel)]
-        return await self.ok(
-            "users",
-            "add",
-            user.login,
-            "--access-token",
-            user.access_token,
-            "--refresh-token",
-            user.refresh_token,
-            *options,
-        )
+        return await self.ok(*import_args(user, *channels))
 
     async def rows(self) -> dict[str, dict[str, str]]:
         """``users list`` as {login: {column: cell}}."""
@@ -91,10 +83,6 @@ def table(output: str) -> dict[str, dict[str, str]]:
 
 def write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
-
-
-def tokens_of(*users: FakeUser) -> list[str]:
-    return [token for user in users for token in (user.access_token, user.refresh_token)]
 
 
 def assert_no_secrets(results: list[Result], secrets: list[str]) -> None:
@@ -120,21 +108,9 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def config_file(twitch: FakeTwitch, tmp_path: Path) -> Path:
-    config = tmp_path / "conf" / "runner.yaml"
-    config.parent.mkdir()
-    config.write_text(
-        f"""
-twitch:
-  client_id: {twitch.client_id}
-  endpoints:
-    helix: {twitch.helix_url}
-    oauth: {twitch.id_url}
-    eventsub: {twitch.eventsub_url}
-database: state/colorchanger.sqlite3
-""",
-        encoding="utf-8",
-    )
-    return config
+    """A config file in a directory of its own, aimed at the fake; the database goes next to it."""
+    (tmp_path / "conf").mkdir()
+    return write_runner_config(tmp_path / "conf" / "runner.yaml", twitch)
 
 
 @pytest.fixture

@@ -47,12 +47,6 @@ async def fake() -> AsyncIterator[FakeTwitch]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def helix(
     http: aiohttp.ClientSession,
     fake: FakeTwitch,
@@ -73,6 +67,20 @@ async def oauth(http: aiohttp.ClientSession, fake: FakeTwitch, path: str, **para
     """One id.twitch.tv POST with the parameters in the query string, as twitchio sends them."""
     async with http.post(fake.id_url + path, params=params) as resp:
         return resp.status, await resp.json()
+
+
+async def refresh(
+    http: aiohttp.ClientSession, fake: FakeTwitch, refresh_token: str, *, client_id: str
+) -> tuple[int, Any]:
+    """A refresh_token grant, as twitchio sends it when an access token has expired."""
+    return await oauth(
+        http,
+        fake,
+        "oauth2/token",
+        grant_type="refresh_token",
+        refresh_token=refresh_token,
+        client_id=client_id,
+    )
 
 
 async def connect(
@@ -135,6 +143,15 @@ async def subscribed_socket(
     return ws, session
 
 
+async def channel_socket(
+    http: aiohttp.ClientSession, fake: FakeTwitch
+) -> tuple[FakeUser, aiohttp.ClientWebSocketResponse, FakeSession]:
+    """A "reader" account reading a "channel"'s chat on a socket of its own: (channel, socket, session)."""
+    reader, channel = fake.add_user("reader"), fake.add_user("channel")
+    ws, session = await subscribed_socket(http, fake, reader, channel)
+    return channel, ws, session
+
+
 # OAuth
 
 
@@ -160,14 +177,7 @@ async def test_refresh_rotates_the_pair_and_the_old_refresh_token_is_then_reject
 ) -> None:
     user = fake.add_user("alice")
     old_access, old_refresh = user.access_token, user.refresh_token
-    status, body = await oauth(
-        http,
-        fake,
-        "oauth2/token",
-        grant_type="refresh_token",
-        refresh_token=old_refresh,
-        client_id=fake.client_id,
-    )
+    status, body = await refresh(http, fake, old_refresh, client_id=fake.client_id)
     assert status == 200
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 14400
@@ -175,25 +185,11 @@ async def test_refresh_rotates_the_pair_and_the_old_refresh_token_is_then_reject
     assert user.refresh_token != old_refresh
     assert sorted(body["scope"]) == ["user:manage:chat_color", "user:read:chat"]
 
-    again = await oauth(
-        http,
-        fake,
-        "oauth2/token",
-        grant_type="refresh_token",
-        refresh_token=old_refresh,
-        client_id=fake.client_id,
-    )
+    again = await refresh(http, fake, old_refresh, client_id=fake.client_id)
     assert again == (400, {"status": 400, "message": "Invalid refresh token"})
     status, _, _ = await helix(http, fake, "GET", "users", old_access)
     assert status == 401
-    wrong_client = await oauth(
-        http,
-        fake,
-        "oauth2/token",
-        grant_type="refresh_token",
-        refresh_token=user.refresh_token,
-        client_id="x",
-    )
+    wrong_client = await refresh(http, fake, user.refresh_token, client_id="x")
     assert wrong_client == (400, {"status": 400, "message": "invalid client"})
 
 
@@ -305,27 +301,13 @@ async def test_helix_401_bodies_and_expired_token_refresh(
         fake.id_url + "oauth2/validate", headers={"Authorization": f"OAuth {user.access_token}"}
     )
     assert validate.status == 401
-    status, _ = await oauth(
-        http,
-        fake,
-        "oauth2/token",
-        grant_type="refresh_token",
-        refresh_token=user.refresh_token,
-        client_id="fake-client-id",
-    )
+    status, _ = await refresh(http, fake, user.refresh_token, client_id="fake-client-id")
     assert status == 200
     assert (await helix(http, fake, "GET", "users", user.access_token))[0] == 200
 
     fake.revoke_tokens(user)
     assert (await helix(http, fake, "GET", "users", user.access_token))[0] == 401
-    status, _ = await oauth(
-        http,
-        fake,
-        "oauth2/token",
-        grant_type="refresh_token",
-        refresh_token=user.refresh_token,
-        client_id="fake-client-id",
-    )
+    status, _ = await refresh(http, fake, user.refresh_token, client_id="fake-client-id")
     assert status == 400
 
 
@@ -573,8 +555,7 @@ async def test_unused_connection_is_closed_4003(http: aiohttp.ClientSession) -> 
 
 
 async def test_inbound_text_is_closed_4001(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
-    reader, channel = fake.add_user("reader"), fake.add_user("channel")
-    ws, _ = await subscribed_socket(http, fake, reader, channel)
+    _, ws, _ = await channel_socket(http, fake)
     await ws.ping()  # pings are allowed
     await ws.send_str("hello?")
     assert await close_code(ws) == 4001
@@ -595,8 +576,7 @@ async def test_keepalive_after_silence_and_keepalive_clamped(http: aiohttp.Clien
 async def test_close_session_sends_the_code_and_removes_subscriptions(
     fake: FakeTwitch, http: aiohttp.ClientSession, code: int
 ) -> None:
-    reader, channel = fake.add_user("reader"), fake.add_user("channel")
-    ws, session = await subscribed_socket(http, fake, reader, channel)
+    _, ws, session = await channel_socket(http, fake)
     sub = session.subscriptions[0]
     await asyncio.gather(fake.close_session(session, code, "bye"), close_code(ws))
     assert ws.close_code == code
@@ -606,8 +586,7 @@ async def test_close_session_sends_the_code_and_removes_subscriptions(
 
 
 async def test_drop_session_aborts_without_close_frame(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
-    reader, channel = fake.add_user("reader"), fake.add_user("channel")
-    ws, session = await subscribed_socket(http, fake, reader, channel)
+    _, ws, session = await channel_socket(http, fake)
     await fake.drop_session(session)
     async with asyncio.timeout(2):
         msg = await ws.receive()
@@ -618,8 +597,7 @@ async def test_drop_session_aborts_without_close_frame(fake: FakeTwitch, http: a
 
 async def test_silenced_session_gets_nothing(http: aiohttp.ClientSession) -> None:
     async with FakeTwitch(keepalive_interval=0.05) as fake:
-        reader, channel = fake.add_user("reader"), fake.add_user("channel")
-        ws, session = await subscribed_socket(http, fake, reader, channel)
+        channel, ws, session = await channel_socket(http, fake)
         fake.silence(session)
         await fake.send_chat_message(broadcaster=channel, chatter=channel, text="lost")
         with pytest.raises(TimeoutError):
@@ -630,8 +608,7 @@ async def test_silenced_session_gets_nothing(http: aiohttp.ClientSession) -> Non
 async def test_reconnect_keeps_the_session_and_closes_the_old_socket_4004(
     fake: FakeTwitch, http: aiohttp.ClientSession
 ) -> None:
-    reader, channel = fake.add_user("reader"), fake.add_user("channel")
-    old, session = await subscribed_socket(http, fake, reader, channel)
+    channel, old, session = await channel_socket(http, fake)
     await fake.send_reconnect(session)
     reconnect = await frame(old)
     assert reconnect["metadata"]["message_type"] == "session_reconnect"
@@ -659,8 +636,7 @@ async def test_reconnect_keeps_the_session_and_closes_the_old_socket_4004(
 async def test_events_during_reconnect_are_delivered_once_on_the_new_socket(
     fake: FakeTwitch, http: aiohttp.ClientSession
 ) -> None:
-    reader, channel = fake.add_user("reader"), fake.add_user("channel")
-    old, session = await subscribed_socket(http, fake, reader, channel)
+    channel, old, session = await channel_socket(http, fake)
     await fake.send_reconnect(session)
     url = (await frame(old))["payload"]["session"]["reconnect_url"]
     first = await fake.send_chat_message(broadcaster=channel, chatter=channel, text="one")
@@ -680,8 +656,7 @@ async def test_invalid_reconnect_url_is_closed_4007(fake: FakeTwitch, http: aioh
 
 
 async def test_revocation(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
-    reader, channel = fake.add_user("reader"), fake.add_user("channel")
-    ws, session = await subscribed_socket(http, fake, reader, channel)
+    _, ws, session = await channel_socket(http, fake)
     await fake.revoke(session.subscriptions[0], "chat_user_banned")
     revocation = await notification(ws)
     assert revocation["metadata"]["message_type"] == "revocation"
@@ -715,8 +690,7 @@ async def test_shared_chat_copy_has_source_keys(fake: FakeTwitch, http: aiohttp.
 
 
 async def test_duplicate_delivery_repeats_ids(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
-    reader, channel = fake.add_user("reader"), fake.add_user("channel")
-    ws, _ = await subscribed_socket(http, fake, reader, channel)
+    channel, ws, _ = await channel_socket(http, fake)
     await fake.send_chat_message(broadcaster=channel, chatter=channel, text="twice", duplicate=True)
     first, second = await notification(ws), await notification(ws)
     assert first["metadata"]["message_id"] == second["metadata"]["message_id"]

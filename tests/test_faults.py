@@ -1,15 +1,16 @@
 """Twitch's faults and hostile input, each an end-to-end test named after the fault.
 
-Most tests run the runner's ``Supervisor`` in-process: real twitchio against the fake Twitch, a
-second ``Accounts`` on the same file as "the CLI", nothing of ours mocked. "Recovers" means an own
+Most tests run the runner's ``Supervisor`` in-process (``start_supervisor`` in tests/conftest.py):
+real twitchio against the fake Twitch, a second ``Accounts`` on the same file as "the CLI", nothing
+of ours mocked. "Recovers" means an own
 message sent after the fault changes the colour again, without a restart of the process and
 without a duplicate. Each recovery time is measured (monotonic, from injecting the fault to the
 colour PUT arriving at the fake) and collected in ``RECOVERIES``; with ``RECOVERY_REPORT=<file or
 directory>`` set, a markdown table of them is appended there. The numbers are benchmarks, never
 asserted, except the issue's stated bounds, checked with bounded waits.
 
-Every timing knob is compressed: keepalives every 0.2 s, a 1 s silence limit, restarts after
-0.1-0.2 s, Helix retries after 0.05-0.1 s.
+Every timing knob is compressed (``pytestmark`` below): keepalives every 0.2 s, a 1 s silence
+limit, restarts after 0.1-0.2 s, Helix retries after 0.05-0.1 s.
 """
 
 from __future__ import annotations
@@ -24,32 +25,43 @@ import re
 import sqlite3
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from twitchio.eventsub import websockets
 
-from bot_runner.accounts import Accounts
-from bot_runner.supervisor import Backoff, Supervisor
+from bot_runner.supervisor import Backoff
 from bot_runner.userbot import UserBot
 from colorchanger_ext.changer import RetryPolicy
-from colorchanger_ext.settings import ColorSettings
-from colorchanger_ext.testing import ColorPut, FakeSession, FakeTwitch, FakeUser
-from colorchanger_ext.twitchio_compat import fix_reconnect_tracking
+from colorchanger_ext.testing import FakeSession, FakeTwitch, FakeUser
 
-from .test_runner_e2e import PROCESS_TIMEOUT, Runner
+from .conftest import (
+    PROCESS_TIMEOUT,
+    SILENCE_LIMIT,
+    Harness,
+    Runner,
+    StartSupervisor,
+    add,
+    fast_keepalives,
+    puts_of,
+    refreshes,
+    wait_put,
+)
 
-KEEPALIVE = 0.2
-SILENCE_LIMIT = 1.0
 BACKOFF = Backoff(first=0.2, cap=2.0, healthy_after=60)
 RETRY = RetryPolicy(first=0.1, cap=0.8, request_timeout=2.0)
 RECOVERS_AFTER_BACKOFF = BACKOFF.first + 2.0
 """The issue's bound for drops and close codes: the (first) restart delay plus 2 s."""
 RECOVERS_AFTER_SILENCE = SILENCE_LIMIT + 5.0
 """The issue's bound for silence: the keepalive timeout (here the silence limit) plus 5 s."""
+
+pytestmark = [
+    fast_keepalives,
+    pytest.mark.supervisor(silence_limit=SILENCE_LIMIT, backoff=BACKOFF, retry=RETRY, seed=7),
+    pytest.mark.usefixtures("reconnect_fix"),
+]
 
 
 # -- recovery report ------------------------------------------------------------------------------
@@ -101,24 +113,7 @@ def recovery_report() -> Iterator[None]:
     write_recovery_report("tests/test_faults.py", RECOVERIES)
 
 
-# -- fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def twitch() -> AsyncIterator[FakeTwitch]:
-    """A fast fake: keepalives every 0.2 s; 4003 for an unused connection only after 5 s."""
-    async with FakeTwitch(keepalive_interval=KEEPALIVE, subscribe_deadline=5.0) as fake:
-        with fake.patch_twitchio():
-            yield fake
-
-
-@pytest.fixture(autouse=True)
-def reconnect_fix() -> Iterator[None]:
-    """The runner applies fix_reconnect_tracking() when ``run`` starts; in-process tests do it here."""
-    saved = websockets.Websocket._cleanup
-    fix_reconnect_tracking()
-    yield
-    websockets.Websocket._cleanup = saved  # type: ignore[method-assign]  # restoring what the test found
+# -- fixtures and helpers -----------------------------------------------------------------------
 
 
 class LogWatcher(logging.Handler):
@@ -160,188 +155,31 @@ async def logs() -> AsyncIterator[LogWatcher]:
         root.setLevel(saved)
 
 
-async def add(accounts: Accounts, user: FakeUser, *channels: FakeUser) -> None:
-    await accounts.add_user(
-        user_id=user.id,
-        login=user.login,
-        access_token=user.access_token,
-        refresh_token=user.refresh_token,
-        scopes=user.scopes,
-        expires_at=None,
-        channels=[(c.id, c.login) for c in channels or (user,)],
-    )
-
-
 def open_sockets(twitch: FakeTwitch) -> int:
     return sum(session.open_sockets for session in twitch.eventsub.sessions.values())
 
 
-async def wait_put(
-    twitch: FakeTwitch,
+async def recovers(
+    h: Harness,
     user: FakeUser,
-    color: str,
+    fault: str,
+    fault_at: float,
     *,
-    since: float,
-    status: int = 204,
-    timeout: float = 5.0,  # noqa: ASYNC109
-) -> ColorPut:
-    """The first colour PUT of ``color`` for ``user`` with ``status`` that arrived after ``since``."""
-
-    def found() -> ColorPut | None:
-        return next(
-            (
-                p
-                for p in twitch.color_puts
-                if p.user_id == user.id and p.color == color and p.status == status and p.time >= since
-            ),
-            None,
-        )
-
-    await twitch.wait_until(
-        lambda: found() is not None, timeout=timeout, what=f"PUT {color} ({status}) for {user.login}"
-    )
-    put = found()
-    assert put is not None
-    return put
-
-
-def puts_of(twitch: FakeTwitch, user: FakeUser, *, since: float, status: int | None = 204) -> list[str]:
-    return [
-        p.color
-        for p in twitch.color_puts
-        if p.user_id == user.id and p.time >= since and status in (None, p.status)
-    ]
-
-
-@dataclass
-class Harness:
-    """A Supervisor running in-process against the fake, and the CLI's view of its database."""
-
-    twitch: FakeTwitch
-    supervisor: Supervisor
-    accounts: Accounts
-    cli: Accounts
-    database: Path
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    def begin(self) -> None:
-        self.task = asyncio.create_task(self.supervisor.run(self.stop), name="supervisor")
-
-    async def close(self) -> None:
-        self.stop.set()
-        if self.task is not None:
-            async with asyncio.timeout(10):
-                await self.task
-        await self.cli.close()
-        await self.accounts.close()
-
-    def bot(self, user: FakeUser) -> UserBot:
-        return self.supervisor.bots[user.id]
-
-    async def start_user(self, user: FakeUser, *channels: FakeUser) -> FakeSession:
-        """Add the user from "the CLI" and wait until their bot reads chat in every channel."""
-        await add(self.cli, user, *channels)
-        for channel in channels or (user,):
-            await self.twitch.wait_for_subscription(user_id=user.id, broadcaster_id=channel.id)
-        return await self.connected(user)
-
-    async def connected(
-        self,
-        user: FakeUser,
-        *,
-        exclude: Iterable[FakeSession] = (),
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> FakeSession:
-        """The live session reading the user's chat (not one of ``exclude``), once the bot runs."""
-        old = list(exclude)
-
-        def live() -> FakeSession | None:
-            for sub in self.twitch.subscriptions(user_id=user.id):
-                session = self.twitch.eventsub.sessions.get(sub.session_id)
-                if session is not None and not session.silenced and session not in old:
-                    return session
-            return None
-
-        await self.twitch.wait_until(lambda: live() is not None, timeout=timeout, what=f"{user.login} online")
-        await self.supervisor.wait_for_status(user.id, "running", timeout=timeout)
-        session = live()
-        assert session is not None
-        return session
-
-    async def say(self, user: FakeUser, text: str, *, channel: FakeUser | None = None) -> None:
-        await self.twitch.send_chat_message(broadcaster=channel or user, chatter=user, text=text)
-
-    async def change(
-        self,
-        user: FakeUser,
-        color: str,
-        *,
-        channel: FakeUser | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> ColorPut:
-        """Send ``ccc <color>`` as the user and wait for its PUT to land."""
-        since = time.monotonic()
-        await self.say(user, f"ccc {color}", channel=channel)
-        return await wait_put(self.twitch, user, color, since=since, timeout=timeout)
-
-    async def recovers(
-        self,
-        user: FakeUser,
-        fault: str,
-        fault_at: float,
-        *,
-        within: float,
-        exclude: Iterable[FakeSession] = (),
-        colors: tuple[str, str] = ("coral", "sea_green"),
-    ) -> float:
-        """Wait (at most ``within`` s) until an own message changes the colour again; check no duplicate."""
-        async with asyncio.timeout(within):
-            session = await self.connected(user, exclude=exclude, timeout=within)
-            put = await self.change(user, colors[0], timeout=within)
-        seconds = put.time - fault_at
-        record_recovery(fault, seconds)
-        # A second change as a sentinel: everything since the fault happened exactly once.
-        await self.change(user, colors[1])
-        assert puts_of(self.twitch, user, since=fault_at) == list(colors)
-        assert [s.session_id for s in self.twitch.subscriptions(user_id=user.id)] == [session.id]
-        return seconds
-
-
-@pytest.fixture
-async def start_runner(
-    twitch: FakeTwitch, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
-    made: list[Harness] = []
-
-    async def start(**options: Any) -> Harness:
-        database = tmp_path / "colorchanger.sqlite3"
-        accounts = await Accounts.open(database)
-        cli = await Accounts.open(database)
-        knobs: dict[str, Any] = {
-            "poll_interval": 0.05,
-            "silence_limit": SILENCE_LIMIT,
-            "backoff": BACKOFF,
-            "rng": random.Random(7),
-            "retry": RETRY,
-        }
-        supervisor = Supervisor(
-            accounts,
-            client_id=twitch.client_id,
-            client_secret=None,
-            colors=ColorSettings(database=database),
-            **(knobs | options),
-        )
-        harness = Harness(twitch, supervisor, accounts, cli, database)
-        made.append(harness)
-        harness.begin()
-        return harness
-
-    try:
-        yield start
-    finally:
-        for harness in made:
-            await harness.close()
+    within: float,
+    exclude: Iterable[FakeSession] = (),
+    colors: tuple[str, str] = ("coral", "sea_green"),
+) -> float:
+    """Wait (at most ``within`` s) until an own message changes the colour again; check no duplicate."""
+    async with asyncio.timeout(within):
+        session = await h.connected(user, exclude=exclude, timeout=within)
+        put = await h.change(user, colors[0], timeout=within)
+    seconds = put.time - fault_at
+    record_recovery(fault, seconds)
+    # A second change as a sentinel: everything since the fault happened exactly once.
+    await h.change(user, colors[1])
+    assert puts_of(h.twitch, user, since=fault_at) == list(colors)
+    assert [s.session_id for s in h.twitch.subscriptions(user_id=user.id)] == [session.id]
+    return seconds
 
 
 # -- 1. drops and close codes, and the backoff ----------------------------------------------------
@@ -374,11 +212,11 @@ class ManualClock:
 
 
 async def test_backoff_grows_over_failed_starts_and_resets_after_a_healthy_run(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
 ) -> None:
     backoff = Backoff(first=0.1, cap=2.0, healthy_after=30)
     clock, seed = ManualClock(), 3
-    h = await start_runner(backoff=backoff, rng=random.Random(seed), clock=clock)
+    h = await start_supervisor(backoff=backoff, rng=random.Random(seed), clock=clock)
     replay = random.Random(seed)  # the supervisor's rng only ever draws restart delays
     alice = twitch.add_user("alice")
     twitch.fail_helix(path="eventsub/subscriptions", status=500, count=3)  # three failed starts
@@ -406,9 +244,9 @@ async def test_backoff_grows_over_failed_starts_and_resets_after_a_healthy_run(
 
 
 async def test_websocket_dropped_without_close_frame_reconnects_and_recovers(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]]
+    twitch: FakeTwitch, start_supervisor: StartSupervisor
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice, bob = twitch.add_user("alice"), twitch.add_user("bob")
     session = await h.start_user(alice)
     bob_session = await h.start_user(bob)
@@ -416,7 +254,7 @@ async def test_websocket_dropped_without_close_frame_reconnects_and_recovers(
 
     fault_at = time.monotonic()
     await twitch.drop_session(session)
-    await h.recovers(alice, "WebSocket dropped (no close frame)", fault_at, within=RECOVERS_AFTER_BACKOFF)
+    await recovers(h, alice, "WebSocket dropped (no close frame)", fault_at, within=RECOVERS_AFTER_BACKOFF)
 
     assert h.bot(bob) is bob_bot
     assert bob_session in twitch.sessions(user_id=bob.id)
@@ -425,15 +263,15 @@ async def test_websocket_dropped_without_close_frame_reconnects_and_recovers(
 
 @pytest.mark.parametrize("code", [4000, 4002, 4005, 4006, 4007])
 async def test_websocket_closed_with_code_reconnects_and_recovers(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher, code: int
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher, code: int
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice = twitch.add_user("alice")
     session = await h.start_user(alice)
 
     fault_at = time.monotonic()
     await twitch.close_session(session, code, "fault injected")
-    await h.recovers(alice, f"WebSocket closed {code}", fault_at, within=RECOVERS_AFTER_BACKOFF)
+    await recovers(h, alice, f"WebSocket closed {code}", fault_at, within=RECOVERS_AFTER_BACKOFF)
     assert logs.matching(r"alice: connection to Twitch closed.*restarting in")
 
 
@@ -441,9 +279,9 @@ async def test_websocket_closed_with_code_reconnects_and_recovers(
 
 
 async def test_session_reconnect_loses_and_repeats_no_message_and_leaves_no_socket_open(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]]
+    twitch: FakeTwitch, start_supervisor: StartSupervisor
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice = twitch.add_user("alice")
     session = await h.start_user(alice)
     bot = h.bot(alice)
@@ -472,9 +310,9 @@ async def test_session_reconnect_loses_and_repeats_no_message_and_leaves_no_sock
 
 
 async def test_silence_past_keepalive_timeout_is_detected_and_recovered(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice, bob = twitch.add_user("alice"), twitch.add_user("bob")
     session = await h.start_user(alice)
     await h.start_user(bob)
@@ -482,7 +320,8 @@ async def test_silence_past_keepalive_timeout_is_detected_and_recovered(
 
     fault_at = time.monotonic()
     twitch.silence(session)
-    await h.recovers(
+    await recovers(
+        h,
         alice,
         "silence past the keepalive timeout",
         fault_at,
@@ -499,16 +338,16 @@ async def test_silence_past_keepalive_timeout_is_detected_and_recovered(
 
 @pytest.mark.parametrize("code", [4001, 4003])
 async def test_close_4001_or_4003_twitchio_stays_down_supervisor_recovers(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher, code: int
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher, code: int
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice = twitch.add_user("alice")
     session = await h.start_user(alice)
     bot = h.bot(alice)
 
     fault_at = time.monotonic()
     await twitch.close_session(session, code, "fault injected")
-    await h.recovers(alice, f"WebSocket closed {code} (twitchio does not reconnect)", fault_at, within=5.0)
+    await recovers(h, alice, f"WebSocket closed {code} (twitchio does not reconnect)", fault_at, within=5.0)
     assert h.bot(alice) is not bot  # a fresh bot: twitchio's own socket stayed closed
     assert logs.matching(r"alice: connection to Twitch closed.*restarting in")
 
@@ -518,9 +357,9 @@ async def test_close_4001_or_4003_twitchio_stays_down_supervisor_recovers(
 
 @pytest.mark.parametrize("reason", ["authorization_revoked", "user_removed"])
 async def test_revocation_logs_that_user_out_and_leaves_others_alone(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher, reason: str
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher, reason: str
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice, bob = twitch.add_user("alice"), twitch.add_user("bob")
     await h.start_user(alice)
     await h.start_user(bob)
@@ -528,11 +367,9 @@ async def test_revocation_logs_that_user_out_and_leaves_others_alone(
 
     await twitch.revoke(await twitch.wait_for_subscription(user_id=alice.id), reason)
     await h.supervisor.wait_for_status(alice.id, "needs-login")
-    account = await h.cli.get("alice")
-    assert account is not None
-    assert account.tokens is not None
-    assert account.tokens.status == "needs-login"
-    assert reason in (account.tokens.status_reason or "")
+    tokens = await h.stored_tokens(alice)
+    assert tokens.status == "needs-login"
+    assert reason in (tokens.status_reason or "")
     await twitch.wait_until(lambda: not twitch.sessions(user_id=alice.id), what="alice's bot stopping")
     assert len(logs.matching(r"alice needs login: .*users add alice")) == 1
 
@@ -542,9 +379,9 @@ async def test_revocation_logs_that_user_out_and_leaves_others_alone(
 
 
 async def test_revocation_chat_user_banned_drops_only_that_channel(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice, partner, bob = twitch.add_user("alice"), twitch.add_user("partner"), twitch.add_user("bob")
     await h.start_user(alice, alice, partner)
     await h.start_user(bob)
@@ -578,18 +415,10 @@ async def test_revocation_chat_user_banned_drops_only_that_channel(
 # -- 6. 401 on the colour PUT, refresh ----------------------------------------------------------------
 
 
-def refreshes(twitch: FakeTwitch) -> int:
-    return sum(
-        1
-        for r in twitch.requests
-        if r.path == "/oauth2/token" and r.query.get("grant_type") == ["refresh_token"]
-    )
-
-
 async def test_401_on_colour_put_refreshes_saves_the_new_pair_and_retries_once(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]]
+    twitch: FakeTwitch, start_supervisor: StartSupervisor
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice = twitch.add_user("alice")
     await h.start_user(alice)
     bot = h.bot(alice)
@@ -606,13 +435,8 @@ async def test_401_on_colour_put_refreshes_saves_the_new_pair_and_retries_once(
     ]
     assert refreshes(twitch) == 1
     assert (alice.access_token, alice.refresh_token) != old_pair
-    stored = await h.cli.get("alice")
-    assert stored is not None
-    assert stored.tokens is not None
-    assert (stored.tokens.access_token, stored.tokens.refresh_token) == (
-        alice.access_token,
-        alice.refresh_token,
-    )
+    stored = await h.stored_tokens(alice)
+    assert (stored.access_token, stored.refresh_token) == (alice.access_token, alice.refresh_token)
     await h.supervisor.settled()
     await h.change(alice, "blue")  # the new pair keeps working, without another refresh or a restart
     assert refreshes(twitch) == 1
@@ -620,9 +444,9 @@ async def test_401_on_colour_put_refreshes_saves_the_new_pair_and_retries_once(
 
 
 async def test_401_with_refresh_rejected_means_needs_login_without_a_loop(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice, bob = twitch.add_user("alice"), twitch.add_user("bob")
     await h.start_user(alice)
     await h.start_user(bob)
@@ -630,10 +454,7 @@ async def test_401_with_refresh_rejected_means_needs_login_without_a_loop(
     twitch.revoke_tokens(alice)
     await h.say(alice, "ccc red")
     await h.supervisor.wait_for_status(alice.id, "needs-login")
-    stored = await h.cli.get("alice")
-    assert stored is not None
-    assert stored.tokens is not None
-    assert stored.tokens.status == "needs-login"
+    assert (await h.stored_tokens(alice)).status == "needs-login"
     await h.say(alice, "ccc blue")  # nobody reads alice's chat any more
     await h.change(bob, "coral")  # ...while bob carries on; by now a loop would have shown
     await h.supervisor.settled()
@@ -643,41 +464,12 @@ async def test_401_with_refresh_rejected_means_needs_login_without_a_loop(
     assert not logs.matching(r"alice: .*restarting")
 
 
-@pytest.fixture
-async def process_runner(twitch: FakeTwitch, tmp_path: Path) -> AsyncIterator[Runner]:
-    config = tmp_path / "colorchanger.yaml"
-    config.write_text(
-        f"""
-twitch:
-  client_id: {twitch.client_id}
-  endpoints:
-    helix: {twitch.helix_url}
-    oauth: {twitch.id_url}
-    eventsub: {twitch.eventsub_url}
-database: state/colorchanger.sqlite3
-""",
-        encoding="utf-8",
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLORCHANGER_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    made = Runner(config, env)
-    try:
-        yield made
-    finally:
-        for running in made.running:
-            if running.process.returncode is None:
-                running.process.kill()
-                await running.process.wait()
-            if running._reader is not None:
-                await running._reader
-
-
 async def test_process_killed_right_after_a_refresh_starts_again_with_the_stored_pair(
-    twitch: FakeTwitch, process_runner: Runner
+    twitch: FakeTwitch, runner: Runner
 ) -> None:
     alice = twitch.add_user("alice")
-    await process_runner.import_user(alice)
-    first = await process_runner.start()
+    await runner.import_user(alice)
+    first = await runner.start()
     subscription = await twitch.wait_for_subscription(user_id=alice.id, timeout=PROCESS_TIMEOUT)
     old_pair = (alice.access_token, alice.refresh_token)
 
@@ -696,7 +488,7 @@ async def test_process_killed_right_after_a_refresh_starts_again_with_the_stored
     await first.process.wait()
     killed_at = time.monotonic()
 
-    again = await process_runner.start()
+    again = await runner.start()
     old_session = subscription.session_id
     await twitch.wait_until(
         lambda: any(s.session_id != old_session for s in twitch.subscriptions(user_id=alice.id)),
@@ -718,9 +510,9 @@ async def test_process_killed_right_after_a_refresh_starts_again_with_the_stored
 
 
 async def test_429_with_ratelimit_reset_retries_once_at_reset_with_the_newest_colour(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]]
+    twitch: FakeTwitch, start_supervisor: StartSupervisor
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice = twitch.add_user("alice")
     await h.start_user(alice)
 
@@ -762,10 +554,10 @@ def most_requests(policy: RetryPolicy, seconds: float) -> int:
 
 
 async def test_5xx_storm_bounded_requests_per_user_breaker_and_changes_resume(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]]
+    twitch: FakeTwitch, start_supervisor: StartSupervisor
 ) -> None:
     policy = RetryPolicy(first=0.1, cap=0.8, request_timeout=2.0)
-    h = await start_runner(retry=policy)
+    h = await start_supervisor(retry=policy)
     alice, bob = twitch.add_user("alice"), twitch.add_user("bob")
     await h.start_user(alice)
     await h.start_user(bob)
@@ -804,10 +596,10 @@ async def test_5xx_storm_bounded_requests_per_user_breaker_and_changes_resume(
 
 
 async def test_slow_helix_and_timeouts_no_task_pileup_bounded_memory_change_lands(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]]
+    twitch: FakeTwitch, start_supervisor: StartSupervisor
 ) -> None:
     policy = RetryPolicy(first=0.2, cap=0.4, request_timeout=0.3)
-    h = await start_runner(retry=policy)
+    h = await start_supervisor(retry=policy)
     alice = twitch.add_user("alice")
     await h.start_user(alice)
     await h.change(alice, "red")
@@ -857,15 +649,23 @@ async def test_slow_helix_and_timeouts_no_task_pileup_bounded_memory_change_land
 # -- 10. the database locked or read-only ---------------------------------------------------------------
 
 
-async def test_database_locked_by_another_process_clear_error_no_crash_loop_changes_go_on(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
-) -> None:
-    h = await start_runner()
+async def alice_with_a_saved_change(
+    twitch: FakeTwitch, h: Harness, logs: LogWatcher
+) -> tuple[FakeUser, UserBot]:
+    """Alice running with one change saved: the state a database fault is then measured against."""
     alice = twitch.add_user("alice")
     await h.start_user(alice)
     bot = h.bot(alice)
     await h.change(alice, "red")
     await logs.wait_for(r"alice: colour changed to red")
+    return alice, bot
+
+
+async def test_database_locked_by_another_process_clear_error_no_crash_loop_changes_go_on(
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
+) -> None:
+    h = await start_supervisor()
+    alice, bot = await alice_with_a_saved_change(twitch, h, logs)
     before = (await h.cli.get("alice")).state  # type: ignore[union-attr]
 
     locker = sqlite3.connect(h.database, isolation_level=None, timeout=0)
@@ -895,14 +695,10 @@ async def test_database_locked_by_another_process_clear_error_no_crash_loop_chan
 
 
 async def test_database_locked_during_a_token_refresh_keeps_the_new_pair(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
 ) -> None:
-    h = await start_runner()
-    alice = twitch.add_user("alice")
-    await h.start_user(alice)
-    bot = h.bot(alice)
-    await h.change(alice, "red")
-    await logs.wait_for(r"alice: colour changed to red")
+    h = await start_supervisor()
+    alice, bot = await alice_with_a_saved_change(twitch, h, logs)
 
     locker = sqlite3.connect(h.database, isolation_level=None, timeout=0)
     try:
@@ -918,14 +714,9 @@ async def test_database_locked_during_a_token_refresh_keeps_the_new_pair(
     put = await wait_put(twitch, alice, "coral", since=fault_at)
     record_recovery("database locked during a token refresh", put.time - fault_at)
     await logs.wait_for(r"alice: refreshed tokens saved", timeout=5)
-    stored = await h.cli.get("alice")
-    assert stored is not None
-    assert stored.tokens is not None
-    assert (stored.tokens.access_token, stored.tokens.refresh_token) == (
-        alice.access_token,
-        alice.refresh_token,
-    )
-    assert stored.tokens.status == "ok"
+    stored = await h.stored_tokens(alice)
+    assert (stored.access_token, stored.refresh_token) == (alice.access_token, alice.refresh_token)
+    assert stored.status == "ok"
     await h.change(alice, "blue")
     assert refreshes(twitch) == 1
     assert h.bot(alice) is bot
@@ -933,14 +724,10 @@ async def test_database_locked_during_a_token_refresh_keeps_the_new_pair(
 
 
 async def test_database_read_only_clear_error_no_crash_loop_changes_go_on(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
 ) -> None:
-    h = await start_runner()
-    alice = twitch.add_user("alice")
-    await h.start_user(alice)
-    bot = h.bot(alice)
-    await h.change(alice, "red")
-    await logs.wait_for(r"alice: colour changed to red")
+    h = await start_supervisor()
+    alice, bot = await alice_with_a_saved_change(twitch, h, logs)
     before = (await h.cli.get("alice")).state  # type: ignore[union-attr]
 
     # Root ignores file modes and a test cannot remount, so the runner's connection is made
@@ -992,9 +779,9 @@ HOSTILE_CCC = [
 
 
 async def test_hostile_chat_input_is_logged_and_changes_nothing(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice, bob = twitch.add_user("alice"), twitch.add_user("bob")
     await h.start_user(alice)
     await h.start_user(bob)
@@ -1047,9 +834,9 @@ def notification(type_: str, version: str, event: dict[str, Any]) -> str:
 
 
 async def test_hostile_eventsub_frames_are_skipped_and_other_users_carry_on(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], logs: LogWatcher
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, logs: LogWatcher
 ) -> None:
-    h = await start_runner()
+    h = await start_supervisor()
     alice, bob = twitch.add_user("alice"), twitch.add_user("bob")
     session = await h.start_user(alice)
     bob_session = await h.start_user(bob)
@@ -1081,8 +868,13 @@ async def test_hostile_eventsub_frames_are_skipped_and_other_users_carry_on(
     # No metadata at all: twitchio's reader dies on the KeyError; the bot is restarted.
     fault_at = time.monotonic()
     await twitch.send_raw(session, json.dumps({"payload": {"session": {}}}))
-    await h.recovers(
-        alice, "EventSub frame without metadata", fault_at, within=RECOVERS_AFTER_SILENCE, exclude=[session]
+    await recovers(
+        h,
+        alice,
+        "EventSub frame without metadata",
+        fault_at,
+        within=RECOVERS_AFTER_SILENCE,
+        exclude=[session],
     )
     assert logs.matching(r"alice: twitchio stopped reading EventSub \(KeyError\)")
     assert h.bot(bob) is bob_bot
@@ -1106,10 +898,10 @@ def issued_tokens(twitch: FakeTwitch, *users: FakeUser) -> set[str]:
 
 
 async def test_no_token_appears_in_any_log_record_through_faults(
-    twitch: FakeTwitch, start_runner: Callable[..., Awaitable[Harness]], caplog: pytest.LogCaptureFixture
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, twitchio's and aiohttp's included
-    h = await start_runner()
+    h = await start_supervisor()
     alice, bob, carol = twitch.add_user("alice"), twitch.add_user("bob"), twitch.add_user("carol")
     twitch.revoke_tokens(carol)  # rejected at start: twitchio's InvalidTokenException holds the token
     await add(h.cli, carol)

@@ -56,15 +56,17 @@ async def twitch() -> AsyncIterator[FakeTwitch]:
         yield fake
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def make_auth(http: aiohttp.ClientSession, twitch: FakeTwitch, **kwargs: Any) -> TwitchAuth:
     kwargs.setdefault("client_id", twitch.client_id)
     return TwitchAuth(http, oauth_url=twitch.id_url, helix_url=twitch.helix_url, **kwargs)
+
+
+async def imported(
+    http: aiohttp.ClientSession, twitch: FakeTwitch, user: FakeUser
+) -> tuple[TwitchAuth, Tokens]:
+    """A TwitchAuth on the fake, and ``user``'s current tokens imported through it."""
+    auth = make_auth(http, twitch)
+    return auth, await auth.import_tokens(user.access_token, user.refresh_token)
 
 
 def token_polls(twitch: FakeTwitch) -> list[RecordedRequest]:
@@ -363,8 +365,7 @@ async def test_unreachable_twitch(http: aiohttp.ClientSession) -> None:
 async def test_resolve_channels_in_the_given_order(twitch: FakeTwitch, http: aiohttp.ClientSession) -> None:
     alice, bob = twitch.add_user("alice"), twitch.add_user("bob")
     twitch.add_user("carol")
-    auth = make_auth(http, twitch)
-    tokens = await auth.import_tokens(alice.access_token, alice.refresh_token)
+    auth, tokens = await imported(http, twitch, alice)
 
     channels = await auth.resolve_channels(tokens, ["#Bob", "alice "])
 
@@ -377,8 +378,7 @@ async def test_resolve_channels_lists_every_unknown_name(
     twitch: FakeTwitch, http: aiohttp.ClientSession
 ) -> None:
     alice = twitch.add_user("alice")
-    auth = make_auth(http, twitch)
-    tokens = await auth.import_tokens(alice.access_token, alice.refresh_token)
+    auth, tokens = await imported(http, twitch, alice)
 
     with pytest.raises(LoginError) as one:
         await auth.resolve_channels(tokens, ["alice", "nosuch"])
@@ -395,8 +395,7 @@ async def test_resolve_channels_normalises_and_deduplicates(
     twitch: FakeTwitch, http: aiohttp.ClientSession
 ) -> None:
     alice = twitch.add_user("alice")
-    auth = make_auth(http, twitch)
-    tokens = await auth.import_tokens(alice.access_token, alice.refresh_token)
+    auth, tokens = await imported(http, twitch, alice)
 
     channels = await auth.resolve_channels(tokens, ["#Alice", "alice ", "ALICE"])
 
@@ -406,8 +405,7 @@ async def test_resolve_channels_normalises_and_deduplicates(
 
 async def test_resolve_more_than_100_channels(twitch: FakeTwitch, http: aiohttp.ClientSession) -> None:
     users: list[FakeUser] = [twitch.add_user(f"user_{n}") for n in range(130)]
-    auth = make_auth(http, twitch)
-    tokens = await auth.import_tokens(users[0].access_token, users[0].refresh_token)
+    auth, tokens = await imported(http, twitch, users[0])
 
     channels = await auth.resolve_channels(tokens, [u.login for u in reversed(users)])
 
@@ -418,8 +416,7 @@ async def test_resolve_more_than_100_channels(twitch: FakeTwitch, http: aiohttp.
 
 async def test_resolve_channels_with_a_dead_token(twitch: FakeTwitch, http: aiohttp.ClientSession) -> None:
     alice = twitch.add_user("alice")
-    auth = make_auth(http, twitch)
-    tokens = await auth.import_tokens(alice.access_token, alice.refresh_token)
+    auth, tokens = await imported(http, twitch, alice)
     twitch.revoke_tokens(alice)
 
     with pytest.raises(InvalidToken, match="HTTP 401: Invalid OAuth token") as caught:
@@ -432,8 +429,7 @@ async def test_resolve_channels_with_an_expired_token_then_refreshed(
     twitch: FakeTwitch, http: aiohttp.ClientSession
 ) -> None:
     alice = twitch.add_user("alice")
-    auth = make_auth(http, twitch)
-    tokens = await auth.import_tokens(alice.access_token, alice.refresh_token)
+    auth, tokens = await imported(http, twitch, alice)
     twitch.expire_access_token(alice)
 
     with pytest.raises(InvalidToken) as caught:
@@ -447,8 +443,7 @@ async def test_resolve_channels_with_an_expired_token_then_refreshed(
 
 async def test_resolve_no_channels_makes_no_request(twitch: FakeTwitch, http: aiohttp.ClientSession) -> None:
     alice = twitch.add_user("alice")
-    auth = make_auth(http, twitch)
-    tokens = await auth.import_tokens(alice.access_token, alice.refresh_token)
+    auth, tokens = await imported(http, twitch, alice)
 
     assert await auth.resolve_channels(tokens, []) == []
     assert not [r for r in twitch.requests if r.path == "/helix/users"]
@@ -508,8 +503,7 @@ def test_check_account_passes_and_names_every_missing_scope() -> None:
 
 async def test_a_token_echoed_by_twitch_is_redacted(twitch: FakeTwitch, http: aiohttp.ClientSession) -> None:
     alice = twitch.add_user("alice")
-    auth = make_auth(http, twitch)
-    tokens = await auth.import_tokens(alice.access_token, alice.refresh_token)
+    auth, tokens = await imported(http, twitch, alice)
     twitch.fail_helix(path="users", status=400, message=f"bad token {tokens.access_token}")
 
     with pytest.raises(LoginError, match=r"HTTP 400: bad token \[redacted\]") as caught:

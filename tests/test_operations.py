@@ -11,8 +11,6 @@ import asyncio
 import configparser
 import json
 import logging
-import os
-import random
 import re
 import shlex
 import sqlite3
@@ -39,25 +37,15 @@ from colorchanger_ext import ColorChanger
 from colorchanger_ext.colors import NAMED_COLORS, nearest_named
 from colorchanger_ext.migrate import load_migrations
 from colorchanger_ext.settings import ColorSettings
-from colorchanger_ext.testing import FakeTwitch, FakeUser
+from colorchanger_ext.testing import FakeTwitch
 
-from .conftest import Bots
-from .test_runner_e2e import PROCESS_TIMEOUT, Runner, RunningRunner
+from .conftest import PROCESS_TIMEOUT, Bots, Harness, Runner, RunningRunner, StartSupervisor, add
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 
-
-async def add(accounts: Accounts, user: FakeUser, *channels: FakeUser) -> None:
-    await accounts.add_user(
-        user_id=user.id,
-        login=user.login,
-        access_token=user.access_token,
-        refresh_token=user.refresh_token,
-        scopes=user.scopes,
-        expires_at=None,
-        channels=[(c.id, c.login) for c in channels or (user,)],
-    )
+# Every `colorchanger-runner` process started here puts the users' own colours back when it stops.
+pytestmark = pytest.mark.runner_config(restore_colour_on_exit=True)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -117,57 +105,35 @@ StartOps = Callable[..., Awaitable[Ops]]
 
 
 @pytest.fixture
-async def start_ops(twitch: FakeTwitch, tmp_path: Path) -> AsyncIterator[StartOps]:
+async def start_ops(twitch: FakeTwitch, start_supervisor: StartSupervisor) -> AsyncIterator[StartOps]:
     """Start the runner's parts as `run` wires them: Metrics on a fresh registry, the health app."""
-    database = tmp_path / "colorchanger.sqlite3"
-    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-    closers: list[Callable[[], Awaitable[None]]] = []
+    clients: list[aiohttp.ClientSession] = []
 
-    async def start(*, restore_colors: bool = False, backoff: Backoff | None = None, **options: Any) -> Ops:
-        accounts = await Accounts.open(database)
-        cli = await Accounts.open(database)
-        http = aiohttp.ClientSession()
-        closers.extend([http.close, cli.close, accounts.close])
+    async def start(**options: Any) -> Ops:
         metrics = Metrics(CollectorRegistry())
-        supervisor = Supervisor(
-            accounts,
-            client_id=twitch.client_id,
-            client_secret=None,
-            colors=ColorSettings(database=database),
-            poll_interval=0.05,
-            backoff=backoff or Backoff(first=0.05, cap=0.2, healthy_after=60),
-            rng=random.Random(1),
-            observer=metrics,
-            on_status=metrics.status_changed,
-            restore_colors=restore_colors,
-            **options,
-        )
         bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        stop = asyncio.Event()
 
-        async def serve() -> None:
-            async with operations(accounts, supervisor, metrics, port=0) as port:
+        async def serve(h: Harness) -> None:
+            async with operations(h.accounts, h.supervisor, metrics, port=0) as port:
                 assert port is not None
                 bound.set_result(port)
-                await supervisor.run(stop)
+                await h.supervisor.run(h.stop)
 
-        task = asyncio.create_task(serve())
-        stops.append((stop, task))
-        first: list[asyncio.Future[Any]] = [bound, task]
+        h = await start_supervisor(serve=serve, observer=metrics, on_status=metrics.status_changed, **options)
+        assert h.task is not None
+        first: list[asyncio.Future[Any]] = [bound, h.task]
         await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            task.result()
-        return Ops(twitch, supervisor, metrics, cli, bound.result(), http)
+        if h.task.done():
+            h.task.result()
+        http = aiohttp.ClientSession()
+        clients.append(http)
+        return Ops(twitch, h.supervisor, metrics, h.cli, bound.result(), http)
 
     try:
         yield start
     finally:
-        for stop, task in stops:
-            stop.set()
-            async with asyncio.timeout(6):
-                await task
-        for close in reversed(closers):
-            await close()
+        for http in clients:
+            await http.close()
 
 
 # --- /healthz ----------------------------------------------------------------------------------------
@@ -510,48 +476,9 @@ async def test_start_up_progress_is_logged(
 # --- the CLI: run --health-port, status, restore on SIGTERM -------------------------------------------
 
 
-@pytest.fixture
-async def runner(twitch: FakeTwitch, tmp_path: Path) -> AsyncIterator[Runner]:
-    config = tmp_path / "colorchanger.yaml"
-    config.write_text(
-        f"""
-twitch:
-  client_id: {twitch.client_id}
-  endpoints:
-    helix: {twitch.helix_url}
-    oauth: {twitch.id_url}
-    eventsub: {twitch.eventsub_url}
-database: state/colorchanger.sqlite3
-restore_colour_on_exit: true
-""",
-        encoding="utf-8",
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLORCHANGER_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    made = Runner(config, env)
-    try:
-        yield made
-    finally:
-        for running in made.running:
-            if running.process.returncode is None:
-                running.process.kill()
-                await running.process.wait()
-            if running._reader is not None:
-                await running._reader
-
-
 async def start_with_health(runner: Runner) -> tuple[RunningRunner, int]:
     """`run --health-port 0`, and the port it picked (from its log)."""
-    process = await asyncio.create_subprocess_exec(
-        *runner.command("run", "--health-port", "0"),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=runner.env,
-    )
-    running = RunningRunner(process)
-    running.start_reading()
-    runner.running.append(running)
+    running = await runner.start("--health-port", "0")
     line = await running.wait_for_log(
         r"health and metrics on http://127\.0\.0\.1:\d+/healthz", timeout=PROCESS_TIMEOUT
     )

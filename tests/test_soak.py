@@ -21,21 +21,17 @@ import random
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from twitchio.eventsub import websockets
 
-from bot_runner.accounts import Accounts
-from bot_runner.supervisor import Backoff, Supervisor
+from bot_runner.supervisor import Backoff
 from colorchanger_ext.changer import RetryPolicy
 from colorchanger_ext.component import ColorChanger
-from colorchanger_ext.settings import ColorSettings
 from colorchanger_ext.testing import NAMED_COLORS, FakeSession, FakeTwitch, FakeUser
-from colorchanger_ext.twitchio_compat import fix_reconnect_tracking
 
-from .test_faults import HOSTILE_CCC, KEEPALIVE, SILENCE_LIMIT, Harness, add, wait_put
+from .conftest import SILENCE_LIMIT, Harness, StartSupervisor, add, fast_keepalives, wait_put
+from .test_faults import HOSTILE_CCC
 
 SEED = 20_240_611
 USERS = 20
@@ -66,6 +62,8 @@ OTHER_FAULTS = [
 GLOBAL_FAULTS = ["slow Helix", "Helix timeouts", "database busy"]
 COLORS = sorted(NAMED_COLORS)
 
+pytestmark = [fast_keepalives, pytest.mark.usefixtures("reconnect_fix")]
+
 TASK_SLACK = 2
 """The fake's server may still be finishing a just-closed keep-alive connection's handler."""
 FD_SLACK = 2
@@ -88,21 +86,6 @@ class TextLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append((record.name, record.levelno, self.format(record)))
-
-
-@pytest.fixture
-async def twitch() -> AsyncIterator[FakeTwitch]:
-    async with FakeTwitch(keepalive_interval=KEEPALIVE, subscribe_deadline=5.0) as fake:
-        with fake.patch_twitchio():
-            yield fake
-
-
-@pytest.fixture(autouse=True)
-def reconnect_fix() -> Iterator[None]:
-    saved = websockets.Websocket._cleanup
-    fix_reconnect_tracking()
-    yield
-    websockets.Websocket._cleanup = saved  # type: ignore[method-assign]  # restoring what the test found
 
 
 def fds() -> list[str]:
@@ -262,7 +245,7 @@ class Soak:
 
 
 async def test_soak_20_users_random_faults_thousands_of_messages_nothing_leaks(
-    twitch: FakeTwitch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    twitch: FakeTwitch, start_supervisor: StartSupervisor, caplog: pytest.LogCaptureFixture
 ) -> None:
     watcher = TextLog()
     root = logging.getLogger()
@@ -272,27 +255,17 @@ async def test_soak_20_users_random_faults_thousands_of_messages_nothing_leaks(
     rng = random.Random(SEED)
     gc.collect()
     before = resources()
-    database = tmp_path / "colorchanger.sqlite3"
-    accounts = await Accounts.open(database)
-    cli = await Accounts.open(database)
-    supervisor = Supervisor(
-        accounts,
-        client_id=twitch.client_id,
-        client_secret=None,
-        colors=ColorSettings(database=database),
-        poll_interval=0.05,
+    started = time.monotonic()
+    h = await start_supervisor(
         silence_limit=SILENCE_LIMIT,
         backoff=Backoff(first=0.2, cap=2.0, healthy_after=1.0),
         retry=RetryPolicy(first=0.1, cap=0.5, request_timeout=1.0),
-        rng=random.Random(SEED + 1),
+        seed=SEED + 1,
     )
-    h = Harness(twitch, supervisor, accounts, cli, database)
-    started = time.monotonic()
     try:
-        h.begin()
         users = [twitch.add_user(f"soaker{i:02d}") for i in range(USERS)]
         for user in users:
-            await add(cli, user)
+            await add(h.cli, user)
         for user in users:
             await h.connected(user, timeout=15)
         soak = Soak(h, users, rng)

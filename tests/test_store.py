@@ -8,23 +8,11 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from colorchanger_ext.store import MAX_ERROR_LENGTH, Store, StoreError, UnknownUserError, UserState
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "state.sqlite3"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[Store]:
-    async with await Store.open(db) as opened:
-        yield opened
 
 
 def file_mode(path: Path) -> int:

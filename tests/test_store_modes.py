@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
@@ -12,17 +11,6 @@ import pytest
 from colorchanger_ext.colors import PaletteError
 from colorchanger_ext.migrate import apply_migrations, load_migrations
 from colorchanger_ext.store import ModeProgress, NoPaletteError, Store, UnknownUserError
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "state.sqlite3"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[Store]:
-    async with await Store.open(db) as opened:
-        yield opened
 
 
 def sql(path: Path, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:

@@ -8,18 +8,16 @@ from typing import Any
 
 import pytest
 import twitchio
-from twitchio.eventsub import websockets
 from twitchio.ext import commands
 
 from colorchanger_ext.testing import FakeSession, FakeTwitch
 from colorchanger_ext.twitchio_compat import (
-    fix_reconnect_tracking,
     isolated_component_class,
     save_refreshed_tokens_first,
     undo_reconnect_tracking_fix,
 )
 
-from .conftest import Bots, HostBot
+from .conftest import Bots, HostBot, refreshes, websocket_cleanup
 
 
 class Counter(commands.Component):
@@ -106,18 +104,9 @@ async def reconnect_and_settle(twitch: FakeTwitch, bot: HostBot) -> FakeSession:
 
 @pytest.fixture
 def twitchio_as_shipped() -> Iterator[None]:
-    saved = websockets.Websocket._cleanup
-    undo_reconnect_tracking_fix()
-    yield
-    websockets.Websocket._cleanup = saved  # type: ignore[method-assign]  # restoring what the test found
-
-
-@pytest.fixture
-def reconnect_fix() -> Iterator[None]:
-    saved = websockets.Websocket._cleanup
-    fix_reconnect_tracking()
-    yield
-    websockets.Websocket._cleanup = saved  # type: ignore[method-assign]  # restoring what the test found
+    """twitchio's own Websocket._cleanup, without our fix, for the tests that show the trap."""
+    with websocket_cleanup(undo_reconnect_tracking_fix):
+        yield
 
 
 @pytest.mark.usefixtures("twitchio_as_shipped")
@@ -144,14 +133,6 @@ async def test_reconnect_fix_keeps_the_new_socket_tracked_and_closed(twitch: Fak
     await twitch.wait_until(lambda: session.open_sockets == 0, what="the client closing its socket")
 
 
-def token_refreshes(twitch: FakeTwitch) -> int:
-    return sum(
-        1
-        for request in twitch.requests
-        if request.path == "/oauth2/token" and request.query.get("grant_type") == ["refresh_token"]
-    )
-
-
 async def test_refreshed_pair_is_saved_before_use_and_the_app_token_kept_current(
     twitch: FakeTwitch, bots: Bots
 ) -> None:
@@ -174,7 +155,7 @@ async def test_refreshed_pair_is_saved_before_use_and_the_app_token_kept_current
     assert saved == [(alice.access_token, alice.refresh_token, 1)]
     # A call without token_for uses the client's "app token": current, so no second refresh.
     await bot.fetch_users(ids=[alice.id])
-    assert token_refreshes(twitch) == 1
+    assert refreshes(twitch) == 1
     assert bot._http._app_token == alice.access_token
 
 
