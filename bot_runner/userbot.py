@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import twitchio
@@ -19,6 +21,7 @@ from colorchanger_ext.twitchio_compat import (
     any_socket_connected,
     dead_listener_error,
     leave_reconnects_to_caller,
+    listener_tasks,
     save_refreshed_tokens_first,
     seconds_since_last_frame,
 )
@@ -196,11 +199,26 @@ class UserBot(commands.Bot):
         self.subscribed.set()
 
     async def _watch_for_silence(self) -> None:
-        """Twitch sends a keepalive after every quiet stretch: a longer silence means a dead socket."""
+        """Twitch sends a keepalive after every quiet stretch: a longer silence means a dead socket.
+
+        It sleeps until the silence could first exceed the limit (once per keepalive, not once a
+        second: with a thousand users that is the difference between 0.x and several % of a core
+        idle), and wakes at once if twitchio's reader of the socket dies.
+        """
         socket = next(iter(self._websockets.get(self.bot_id, {}).values()), None)
         limit = self._silence_limit or (socket.keep_alive_timeout if socket else 10) + 3
+        reader_ended = asyncio.Event()
+        watched: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
         while True:
-            await asyncio.sleep(min(1.0, limit / 4))
+            for task in listener_tasks(self, self.bot_id):
+                if task not in watched:
+                    watched.add(task)
+                    task.add_done_callback(lambda _: reader_ended.set())
+            age = seconds_since_last_frame(self, self.bot_id)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.05, limit - (age or 0.0))):
+                    await reader_ended.wait()
+            reader_ended.clear()
             # A malformed frame kills twitchio's reader but not the socket (keepalives still arrive,
             # unread): restart now rather than after the silence limit.
             error = dead_listener_error(self, self.bot_id)

@@ -48,8 +48,10 @@ class ColorSettings:
     """WCAG contrast every random hex colour keeps against Twitch's dark chat."""
     hex_retry_after: float = 24 * 3600.0
     """Seconds before ``auto`` tries hex again on an account Twitch refused it for (it may gain Prime)."""
-    seen_messages: int = 2048
-    """How many message ids are remembered to drop redelivered and shared-chat copies."""
+    seen_messages: int = 128
+    """How many of the account's own message ids are remembered to drop redelivered and shared-chat
+    copies. Copies arrive within seconds, and 128 own messages is minutes of chat; each id costs
+    about 200 bytes, which at 2048 made 0.4 MB per user (400 MB for a thousand users)."""
     readability: Readability = "dark"
     """For new users: the chat theme random colours must read well on (dark, light, both, off)."""
     rainbow_step: int = DEFAULT_RAINBOW_STEP

@@ -208,6 +208,15 @@ def dead_listener_error(client: Any, user_id: str) -> BaseException | None:
     return None
 
 
+def listener_tasks(client: Any, user_id: str) -> list[asyncio.Task[None]]:
+    """The tasks reading the user's EventSub sockets, so a caller can hear at once when one ends."""
+    return [
+        socket._listen_task
+        for socket in client._websockets.get(user_id, {}).values()
+        if socket._listen_task is not None
+    ]
+
+
 def any_socket_connected(client: Any, user_id: str) -> bool:
     """Whether the user still has a live EventSub socket (false after a real loss, true mid-reconnect)."""
     return any(socket.connected for socket in client._websockets.get(user_id, {}).values())

@@ -70,7 +70,7 @@ FD_SLACK = 2
 """The same connection's socket, closed by the peer a moment before the server notices."""
 RSS_GROWTH_LIMIT = 32 * 1024 * 1024
 """Memory after the warm-up round vs the end. What may still grow: each bot's bounded set of seen
-message ids (up to 2048 each) and allocator arenas Python keeps. The test keeps no log records and
+message ids (up to 128 each) and allocator arenas Python keeps. The test keeps no log records and
 trims the fake's request log every round, so a leak per message (thousands) or per restart
 (hundreds) would show."""
 
