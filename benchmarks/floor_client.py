@@ -83,7 +83,7 @@ async def main(config: dict[str, Any]) -> None:
         aiohttp.ClientSession() as session,
     ):
         tasks = [asyncio.create_task(serve_user(sockets, session, config, user)) for user in config["users"]]
-        waiter = asyncio.create_task(stop.wait())
+        waiter: asyncio.Task[Any] = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             task.cancel()

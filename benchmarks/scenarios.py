@@ -11,12 +11,12 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colorchanger_ext.testing import FakeUser
+from colorchanger_ext.testing import ColorPut, FakeUser
 
 from .harness import Bench, BenchmarkError, RunnerProcess, cpu_seconds, memory_kib
 
@@ -339,6 +339,10 @@ class FillResult:
         return (self.rss_after_mb - self.rss_before_mb) / self.users
 
 
+def _has_color(color: str) -> Callable[[ColorPut], bool]:
+    return lambda put: put.color.upper() == color
+
+
 FILL_GROUP = 10
 """Messages each user sends back to back before the fill waits for the runner to catch up: small,
 so the resident memory measured is what is kept, not the high-water mark of a flood."""
@@ -370,7 +374,7 @@ async def run_fill(bench: Bench, *, messages_per_user: int) -> FillResult:
                 runner,
                 bench.user_count,
                 since=round_start,
-                predicate=lambda put, final=final: put.color.upper() == final,
+                predicate=_has_color(final),
                 timeout=60,
             )
         after = memory_kib(runner.pid)["VmRSS"] * 1024 / 1e6

@@ -26,7 +26,7 @@ _real_connect = sqlite3.connect
 
 
 def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-    conn = _real_connect(*args, **kwargs)
+    conn: sqlite3.Connection = _real_connect(*args, **kwargs)
     number = len(_connections)
     _connections.append(conn)
 
