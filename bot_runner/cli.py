@@ -116,6 +116,23 @@ def run_async(command: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
     return wrapper
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """What a user or a service manager sends to stop us: Ctrl-C, SIGTERM, and Ctrl-Break on Windows."""
+    extra = getattr(signal, "SIGBREAK", None)  # Windows only
+    return (signal.SIGINT, signal.SIGTERM, *([extra] if extra is not None else []))
+
+
+def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set stop on a stop signal, with the loop's handlers where they exist (POSIX) and plain
+    signal handlers elsewhere (Windows' loops raise NotImplementedError for add_signal_handler)."""
+    for signum in stop_signals():
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except NotImplementedError:
+            # runs in the main thread between bytecodes: only hand the event over to the loop
+            signal.signal(signum, lambda _signum, _frame: loop.call_soon_threadsafe(stop.set))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -163,9 +180,7 @@ def run(runtime: Runtime, health_port: int | None, health_host: str) -> None:
 
     async def serve() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        stop_on_signals(asyncio.get_running_loop(), stop)
         fix_reconnect_tracking()
         endpoints = config.endpoints
         with twitchio_endpoints(endpoints.helix, endpoints.oauth, endpoints.eventsub):
@@ -597,13 +612,21 @@ async def users_set(
     type=click.IntRange(1, 65535),
     help="Ask the runner on this port for its live state. Default: health_port from the config.",
 )
+@click.option(
+    "--health-host",
+    default=DEFAULT_HEALTH_HOST,
+    show_default=True,
+    help="Address the runner's health port listens on (its run --health-host; 0.0.0.0 means this host).",
+)
 @pass_runtime
 @run_async
-async def show_status(runtime: Runtime, health_port: int | None) -> None:
+async def show_status(runtime: Runtime, health_port: int | None, health_host: str) -> None:
     """Each user's health: status, last colour and change, errors; live state from a running runner."""
     async with runtime.accounts() as accounts:
         rows = await accounts.list()
-    live = await query_health(health_port if health_port is not None else runtime.config.health_port)
+    live = await query_health(
+        health_port if health_port is not None else runtime.config.health_port, host=health_host
+    )
     if not rows:
         click.echo("No users yet. Add one with: colorchanger-runner users add LOGIN")
         click.echo(runner_line(live))

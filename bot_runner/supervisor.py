@@ -207,6 +207,8 @@ class Supervisor:
                 if bot is not None:
                     logger.info("%s: disabled or removed; stopping", bot.login_name)
                     await bot.stop(restore_color=self.restore_colors)
+                if self.redactor is not None:
+                    self.redactor.forget(user_id)  # its tokens are no longer live here
             elif bot is not None and account.tokens is not None:
                 if _running_shape(account) != _running_shape(bot.account):
                     logger.info("%s: channels or login changed; restarting", account.login)
@@ -282,7 +284,9 @@ class Supervisor:
             restore_colors=self.restore_colors,
         )
         if self.redactor is not None and account.tokens is not None:
-            self.redactor.add(account.tokens.access_token, account.tokens.refresh_token)
+            self.redactor.set_secrets(
+                account.user_id, account.tokens.access_token, account.tokens.refresh_token
+            )
         self.bots[account.user_id] = bot
         serving = asyncio.create_task(bot.serve(), name=f"bot:{account.login}")
         subscribed = asyncio.create_task(bot.subscribed.wait())

@@ -266,7 +266,7 @@ class UserBot(commands.Bot):
 
     async def _save_refreshed(self, access_token: str, refresh_token: str, expires_in: int | None) -> None:
         if self._redactor is not None:
-            self._redactor.add(access_token, refresh_token)
+            self._redactor.set_secrets(self.bot_id, access_token, refresh_token)
         expires_at = time.time() + expires_in if expires_in else None
         self._unsaved_tokens = (access_token, refresh_token, expires_at)
         error = await self._save_unsaved_tokens()

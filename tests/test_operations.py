@@ -642,3 +642,21 @@ def test_the_systemd_unit_example() -> None:
     assert service["TimeoutStopSec"] == "10"
     assert service["ExecStart"].endswith("colorchanger-runner run")
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+async def test_status_asks_the_address_the_health_server_listens_on(
+    twitch: FakeTwitch, runner: Runner
+) -> None:
+    alice = twitch.add_user("alice")
+    await runner.import_user(alice)
+    running = await runner.start("--health-port", "0", "--health-host", "127.0.0.2")
+    line = await running.wait_for_log(r"health and metrics on http://127\.0\.0\.2:\d+/healthz", timeout=30)
+    match = re.search(r":(\d+)/healthz", line)
+    assert match is not None
+    port = match[1]
+    await running.wait_for_log(r"started 1/1 users in", timeout=30)
+
+    shown = await runner.ok("status", "--health-port", port, "--health-host", "127.0.0.2")
+    assert rows(shown)["alice"]["LIVE"] == "running"
+    assert f"runner on port {port}: healthy, 1 of 1 users connected" in shown
+    assert await running.terminate() == 0
