@@ -523,9 +523,9 @@ class RunningRunner:
                 self._new_line.clear()
                 await self._new_line.wait()
 
-    async def terminate(self) -> int:
-        """SIGTERM, then the exit status; it must come within Twitch-friendly 5 s."""
-        self.process.send_signal(signal.SIGTERM)
+    async def terminate(self, signum: int = signal.SIGTERM) -> int:
+        """SIGTERM (or ``signum``), then the exit status; it must come within Twitch-friendly 5 s."""
+        self.process.send_signal(signum)
         async with asyncio.timeout(5):
             returncode = await self.process.wait()
         if self._reader is not None:
