@@ -37,6 +37,7 @@ from .login import (
 )
 from .logs import configure_logging
 from .metrics import Metrics
+from .runlock import RunLockError, hold_run_lock
 from .status import query_health, render, runner_line
 from .supervisor import Supervisor
 
@@ -164,7 +165,11 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 )
 @pass_runtime
 def run(runtime: Runtime, health_port: int | None, health_host: str) -> None:
-    """Run one bot per enabled user until interrupted (SIGINT or SIGTERM)."""
+    """Run one bot per enabled user until interrupted (Ctrl-C, SIGTERM; Ctrl-Break on Windows).
+
+    One run per database: a second one exits at once, naming the process that runs. The other
+    commands keep working while it runs; they are how users are managed live.
+    """
     config = runtime.config
     if health_port is None:
         health_port = config.health_port
@@ -209,7 +214,11 @@ def run(runtime: Runtime, health_port: int | None, health_host: str) -> None:
                 except HealthPortError as error:
                     raise click.ClickException(str(error)) from None
 
-    run_async(serve)()
+    try:
+        with hold_run_lock(config.database):
+            run_async(serve)()
+    except RunLockError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()

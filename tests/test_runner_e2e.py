@@ -122,3 +122,30 @@ async def test_a_revoked_user_is_reported_once_and_users_add_brings_it_back(
     await twitch.wait_for_color_puts(1, user_id=bob.id)
     assert await running.terminate() == 0
     assert len(re.findall(r"bob needs login", running.log)) == 1
+
+
+async def test_a_second_run_on_the_same_database_is_refused_before_touching_twitch(
+    twitch: FakeTwitch, runner: Runner
+) -> None:
+    alice = twitch.add_user("alice")
+    await runner.import_user(alice)
+    first = await runner.start()
+    await first.wait_for_log(r"started 1/1 users in", timeout=PROCESS_TIMEOUT)
+    requests_before = len(twitch.requests)
+
+    second = await runner.cli("run")
+    assert second.returncode == 1
+    assert f"a runner already runs on {runner.config.parent / 'state' / 'colorchanger.sqlite3'}" in (
+        second.stderr
+    )
+    assert f"pid {first.process.pid} on " in second.stderr
+    assert len(twitch.requests) == requests_before  # it never spoke to Twitch
+
+    # Managing users still works while a run holds the lock: that is how they are changed live.
+    await runner.ok("users", "disable", "alice")
+    await first.wait_for_log(r"alice: disabled or removed; stopping")
+    await runner.ok("users", "enable", "alice")
+    assert await first.terminate() == 0
+    third = await runner.start()  # the lock went with the first runner
+    await third.wait_for_log(r"started 1/1 users in", timeout=PROCESS_TIMEOUT)
+    assert await third.terminate() == 0
