@@ -41,6 +41,7 @@ from colorchanger_ext.store import (
     palette_json,
     user_from_row,
 )
+from colorchanger_ext.transactions import atomic
 
 from .secret_key import SecretBox, load_or_create_key
 
@@ -222,15 +223,8 @@ class Accounts:
                 restore = int(rows[0][0])
                 await conn.execute_fetchall("PRAGMA synchronous = FULL")
             try:
-                await conn.execute_fetchall("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
+                async with atomic(conn, "BEGIN IMMEDIATE" if write else "BEGIN"):
                     yield conn
-                    await conn.execute_fetchall("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            await conn.execute_fetchall("ROLLBACK")
-                    raise
             finally:
                 if restore is not None:
                     # A connection left at FULL is merely slower; the original error says more.

@@ -11,7 +11,6 @@ The error types live here rather than in ``store`` because ``store`` imports thi
 
 from __future__ import annotations
 
-import contextlib
 import importlib.resources
 import os
 import re
@@ -22,6 +21,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import aiosqlite
+
+from .transactions import atomic
 
 __all__ = [
     "DatabaseTooNewError",
@@ -193,23 +194,14 @@ async def apply_migrations(conn: aiosqlite.Connection, migrations: Sequence[Migr
     if version > latest:
         raise await _too_new(conn, version, latest)
     while version < latest:
-        await conn.execute_fetchall("BEGIN IMMEDIATE")
-        try:
+        async with atomic(conn):
             version = await _user_version(conn)
             if version > latest:
                 raise await _too_new(conn, version, latest)
             if version == latest:  # another process finished the job while we waited for the lock
-                await conn.execute_fetchall("ROLLBACK")
                 break
             migration, statements = steps[version]
             await _run_step(conn, migration, statements, version)
-            await conn.execute_fetchall("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                # The original error says more; SQLite rolls back on close anyway.
-                with contextlib.suppress(sqlite3.Error):
-                    await conn.execute_fetchall("ROLLBACK")
-            raise
         version = migration.version
     return version
 

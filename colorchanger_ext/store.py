@@ -34,6 +34,7 @@ from .colors import (
 )
 from .migrate import DatabaseTooNewError, MigrationError, StoreError, apply_migrations
 from .settings import COLOR_MODES, HEX_POLICIES, HexPolicy
+from .transactions import atomic
 
 __all__ = [
     "DatabaseTooNewError",
@@ -289,16 +290,8 @@ class Store:
     @contextlib.asynccontextmanager
     async def transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
         """One explicit write transaction, so a read-modify-write is atomic across processes."""
-        async with self.connection(action) as conn:
-            await conn.execute_fetchall("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                await conn.execute_fetchall("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        await conn.execute_fetchall("ROLLBACK")
-                raise
+        async with self.connection(action) as conn, atomic(conn):
+            yield conn
 
     async def _update(self, action: str, user_id: str, assignments: str, params: Sequence[Any]) -> UserState:
         """One ``UPDATE ... RETURNING`` on an existing user; ``assignments`` is our own SQL text."""
