@@ -25,7 +25,7 @@ from colorchanger_ext.settings import ColorSettings
 
 from .accounts import Account, Accounts
 from .logs import SecretRedactor
-from .userbot import ConnectionLost, NeedsLogin, UserBot
+from .userbot import AppMisconfigured, ConnectionLost, NeedsLogin, UserBot
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class Supervisor:
     _status_changed: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
     _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _progress: asyncio.Task[None] | None = field(default=None, init=False)
+    _reported_app_problem: bool = field(default=False, init=False)
 
     async def _set_status(self, user_id: str, login: str, state: str, detail: str = "") -> None:
         previous = self.status.get(user_id)
@@ -300,6 +301,11 @@ class Supervisor:
             return None
         except ConnectionLost as lost:
             return str(lost)
+        except AppMisconfigured as error:
+            if not self._reported_app_problem:  # one line for the runner, not one per user and retry
+                self._reported_app_problem = True
+                logger.error("%s", error)
+            return str(error)
         except Exception as error:
             return describe_error(error)
         finally:

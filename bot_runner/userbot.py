@@ -19,9 +19,11 @@ from colorchanger_ext.ratelimit import RateLimits
 from colorchanger_ext.store import StoreError
 from colorchanger_ext.twitchio_compat import (
     any_socket_connected,
+    app_credentials_rejected,
     dead_listener_error,
     leave_reconnects_to_caller,
     listener_tasks,
+    refresh_token_rejected,
     save_refreshed_tokens_first,
     seconds_since_last_frame,
 )
@@ -47,6 +49,10 @@ RESTORE_BUDGET = 3.0
 
 class NeedsLogin(Exception):
     """Twitch no longer accepts this account's tokens; only ``users add`` can fix it."""
+
+
+class AppMisconfigured(Exception):
+    """Twitch refused the application's client id or secret: a problem of the config, not of a user."""
 
 
 class ConnectionLost(Exception):
@@ -171,10 +177,7 @@ class UserBot(commands.Bot):
         try:
             await self.add_token(tokens.access_token, tokens.refresh_token)
         except twitchio.InvalidTokenException as error:  # its text holds the token: never show it
-            if error.status >= 500:
-                raise RuntimeError(f"Twitch answered {error.status} while checking the tokens") from None
-            await self._give_up("Twitch rejected the stored tokens")
-            raise NeedsLogin("Twitch rejected the stored tokens") from None
+            raise await self._token_check_failed(error) from None
         if self._restore_colors:  # before the component exists, so nothing has changed the colour yet
             self.original_color = await self._remember_color()
         await self.add_component(
@@ -197,6 +200,24 @@ class UserBot(commands.Bot):
                 self._watch_for_silence(), name=f"watchdog:{self.login_name}"
             )
         self.subscribed.set()
+
+    async def _token_check_failed(self, error: twitchio.InvalidTokenException) -> Exception:
+        """What a failed validate or refresh at start means: only a refused refresh token is a lock-out.
+
+        twitchio refreshes when validate answers 401, so a failure of ``type`` "refresh" is Twitch's
+        answer about the refresh token; anything else (429, 5xx, the application refused) passes
+        and the supervisor retries with backoff.
+        """
+        if error.invalid_type == "refresh" and refresh_token_rejected(error):
+            await self._give_up("Twitch rejected the stored tokens")
+            return NeedsLogin("Twitch rejected the stored tokens")
+        if app_credentials_rejected(error):
+            return AppMisconfigured(
+                f"Twitch refused the application ({error.extra.get('message', error.status)}): "
+                "check twitch.client_id and twitch.client_secret in the config"
+            )
+        what = "refreshing" if error.invalid_type == "refresh" else "checking"
+        return RuntimeError(f"Twitch answered {error.status} while {what} the tokens; retrying")
 
     async def _watch_for_silence(self) -> None:
         """Twitch sends a keepalive after every quiet stretch: a longer silence means a dead socket.

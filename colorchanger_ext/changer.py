@@ -26,6 +26,7 @@ from .observer import ChangeObserver, NullObserver
 from .ratelimit import RateLimits
 from .settings import ColorSettings
 from .store import ModeProgress, Store, StoreError, UserState
+from .twitchio_compat import from_oauth
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +298,8 @@ class Changer:
             logger.warning("%s: could not change colour to %s: %s", self.state.login, color, reason)
             return None
         self._failures += 1
-        if isinstance(error, twitchio.HTTPException) and error.status == 429:
+        # A 429 from id.twitch.tv (the refresh inside this request) says nothing of the Helix bucket.
+        if isinstance(error, twitchio.HTTPException) and error.status == 429 and not from_oauth(error):
             wait = self._rate_limits.wait_before_retry(self.user_id, now=self._clock())
             logger.warning(
                 "%s: rate limited by Twitch; retrying the newest colour in %.1f s", self.state.login, wait

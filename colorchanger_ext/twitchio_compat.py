@@ -114,6 +114,30 @@ def undo_reconnect_tracking_fix() -> None:
     websockets.Websocket._cleanup = _original_cleanup  # type: ignore[method-assign]  # undoing the fix
 
 
+def refresh_token_rejected(error: twitchio.HTTPException) -> bool:
+    """Whether Twitch refused the refresh token itself: 400 "Invalid refresh token", or 401.
+
+    Only this (or a revocation) means the user must log in again. twitchio raises the same
+    HTTPException for a 429, a 5xx or an application problem, which a later retry or a config fix
+    cures: treating every status below 500 as a rejection locked users out over one 429.
+    """
+    message = str(error.extra.get("message", "")).lower()
+    return error.status == 401 or (error.status == 400 and "invalid refresh token" in message)
+
+
+def from_oauth(error: twitchio.HTTPException) -> bool:
+    """Whether the failed request went to id.twitch.tv (a refresh inside a Helix call), not Helix."""
+    return bool(getattr(error.route, "use_id", False))
+
+
+def app_credentials_rejected(error: twitchio.HTTPException) -> bool:
+    """Whether Twitch refused the application (client id or secret), not the user's tokens."""
+    message = str(error.extra.get("message", "")).lower()
+    return message in {"invalid client", "invalid client secret", "missing client id"} or (
+        error.status == 403 and "client" in message
+    )
+
+
 OnRefreshed = Callable[[str, str, int | None], Awaitable[None]]
 """Saves ``(access_token, refresh_token, expires_in)``; raising fails the refresh (the pair is lost)."""
 OnRejected = Callable[[twitchio.HTTPException], Awaitable[None]]
@@ -140,9 +164,9 @@ def save_refreshed_tokens_first(
         try:
             payload = await refresh(refresh_token)
         except twitchio.HTTPException as error:
-            if error.status < 500:
+            if refresh_token_rejected(error):
                 await on_rejected(error)
-            raise
+            raise  # 429, 5xx, a misconfigured application: the caller retries later
         await on_refreshed(payload.access_token, payload.refresh_token, payload.expires_in)
         # twitchio stores the new pair only when the refresh returns to a caller, who may be gone.
         for entry in http._tokens.values():
