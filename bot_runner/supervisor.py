@@ -22,6 +22,7 @@ from colorchanger_ext.changer import RetryPolicy, describe_error
 from colorchanger_ext.observer import ChangeObserver
 from colorchanger_ext.ratelimit import RateLimits
 from colorchanger_ext.settings import ColorSettings
+from colorchanger_ext.store import StoreError
 
 from .accounts import Account, Accounts
 from .logs import SecretRedactor
@@ -236,24 +237,28 @@ class Supervisor:
         login = user_id
         try:
             while not self._stopping.is_set():
-                account = await self.accounts.get(user_id)
-                if account is None or not _wanted(account):
-                    return
-                login = account.login
-                await self._set_status(user_id, login, "starting")
                 started = self.clock()
-                reason = await self._run_once(account)
-                if reason is None:  # needs login: reported by the bot, and retrying cannot help
-                    await self._set_status(user_id, login, "needs-login")
-                    return
-                if self._stopping.is_set():
-                    return
-                if user_id in self._restart_now:
-                    self._restart_now.discard(user_id)
-                    continue
-                account = await self.accounts.get(user_id)
-                if account is None or not _wanted(account):
-                    return
+                try:
+                    account = await self.accounts.get(user_id)
+                    if account is None or not _wanted(account):
+                        return
+                    login = account.login
+                    await self._set_status(user_id, login, "starting")
+                    started = self.clock()
+                    reason = await self._run_once(account)
+                    if reason is None:  # needs login: reported by the bot, and retrying cannot help
+                        await self._set_status(user_id, login, "needs-login")
+                        return
+                    if self._stopping.is_set():
+                        return
+                    if user_id in self._restart_now:
+                        self._restart_now.discard(user_id)
+                        continue
+                    account = await self.accounts.get(user_id)
+                    if account is None or not _wanted(account):
+                        return
+                except StoreError as error:  # locked or failing database: retry, never give the user up
+                    reason = str(error)
                 if self.clock() - started >= self.backoff.healthy_after:
                     attempt = 0
                 delay = self.backoff.delay(attempt, self.rng)

@@ -1,4 +1,5 @@
-"""Cancellation at every await point of a write leaves the shared connection clean.
+"""Cancellation at every await point of a write leaves the shared connection clean; a failing
+database never ends a user's supervision.
 
 aiosqlite runs a request it has queued even when the task awaiting it is cancelled. These tests
 cancel each write at each of its requests in turn (the request is queued, then the awaiting task
@@ -21,7 +22,10 @@ import pytest
 
 from bot_runner.accounts import Accounts
 from colorchanger_ext.store import Store
+from colorchanger_ext.testing import FakeTwitch
 from colorchanger_ext.transactions import atomic
+
+from .conftest import StartSupervisor
 
 NO_ENV: dict[str, str] = {}
 Write = Callable[[Accounts], Awaitable[object]]
@@ -182,3 +186,30 @@ async def test_atomic_rolls_back_an_error_in_the_body(db: Path) -> None:
             await insert_then_fail()
         assert not conn.in_transaction
         assert [tuple(row) for row in await conn.execute_fetchall("SELECT count(*) FROM t")] == [(0,)]
+
+
+async def test_a_database_error_in_the_restart_loop_does_not_end_supervision(
+    twitch: FakeTwitch, start_supervisor: StartSupervisor
+) -> None:
+    """The database fails while a user's bot restarts: the user is retried, not dropped for good."""
+    h = await start_supervisor()
+    alice = twitch.add_user("alice")
+    session = await h.start_user(alice)
+    conn = connection(h.accounts.store)
+    original = conn._execute
+    failures = [3]  # the next reads of the accounts fail as a disk error would
+
+    async def failing(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if failures[0] > 0 and args and "FROM users" in str(args[0]):
+            failures[0] -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return await original(fn, *args, **kwargs)
+
+    conn._execute = failing  # type: ignore[method-assign]  # fault injection into aiosqlite only
+    try:
+        await session.close(4000, "internal server error")  # the bot loses its socket and restarts
+        await twitch.wait_until(lambda: failures[0] == 0, timeout=5, what="the database failures")
+    finally:
+        conn._execute = original  # type: ignore[method-assign]
+    await h.connected(alice, exclude=[session], timeout=10)
+    await h.change(alice, "red")
