@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import signal
 import sys
 import time
@@ -27,6 +28,9 @@ from .config import Config, ConfigError, find_config, load_config, search_locati
 from .health import DEFAULT_HOST as DEFAULT_HEALTH_HOST
 from .health import HealthPortError, operations
 from .login import (
+    ACCESS_TOKEN_ENV,
+    REFRESH_TOKEN_ENV,
+    TOKEN_SOURCES,
     InvalidToken,
     LoginError,
     Tokens,
@@ -34,6 +38,7 @@ from .login import (
     check_account,
     normalize_channel,
     normalize_channels,
+    read_token_pair,
 )
 from .logs import configure_logging
 from .metrics import Metrics
@@ -255,21 +260,20 @@ def users() -> None:
     help="A channel to read chat in (repeatable). Default: your own.",
 )
 @click.option(
-    "--access-token",
-    envvar="COLORCHANGER_ACCESS_TOKEN",
-    help="Import an existing token instead of logging in.",
+    "--tokens-from",
+    metavar="SOURCE",
+    help=f"Import an existing token pair instead of logging in, read from {TOKEN_SOURCES} "
+    "(two lines: access token, then refresh token).",
 )
-@click.option(
-    "--refresh-token",
-    envvar="COLORCHANGER_REFRESH_TOKEN",
-    help="The refresh token that goes with --access-token.",
-)
+@click.option("--access-token", hidden=True, help="Refused: tokens on the command line are visible to all.")
+@click.option("--refresh-token", hidden=True, help="Refused: tokens on the command line are visible to all.")
 @pass_runtime
 @run_async
 async def users_add(
     runtime: Runtime,
     login: str,
     channels: tuple[str, ...],
+    tokens_from: str | None,
     access_token: str | None,
     refresh_token: str | None,
 ) -> None:
@@ -278,8 +282,15 @@ async def users_add(
     Adding a user that exists logs it in again: the way to recover a revoked account.
     """
     login = normalize_channel(login)
-    if bool(access_token) != bool(refresh_token):
-        raise click.UsageError("--access-token and --refresh-token go together")
+    if access_token or refresh_token:
+        # any local user can read another process's command line (ps, /proc, Task Manager)
+        raise click.UsageError(
+            "tokens are not taken on the command line, where every local user can read them: "
+            f"use --tokens-from env (with {ACCESS_TOKEN_ENV} and {REFRESH_TOKEN_ENV}), "
+            "--tokens-from stdin, or --tokens-from FILE"
+        )
+    if tokens_from is not None:
+        access_token, refresh_token = read_token_pair(tokens_from, environ=os.environ, stdin=sys.stdin)
     wanted = normalize_channels(channels) if channels else None
     async with runtime.auth() as auth:
         if access_token and refresh_token:

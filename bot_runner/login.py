@@ -15,7 +15,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, TextIO
 
 import aiohttp
 
@@ -119,6 +120,38 @@ def normalize_channel(name: str) -> str:
 def normalize_channels(names: Iterable[str]) -> list[str]:
     """Every name normalised, duplicates dropped, first-seen order kept."""
     return list(dict.fromkeys(normalize_channel(name) for name in names))
+
+
+TOKEN_SOURCES = "env, stdin (or -), or a file"
+ACCESS_TOKEN_ENV = "COLORCHANGER_ACCESS_TOKEN"
+REFRESH_TOKEN_ENV = "COLORCHANGER_REFRESH_TOKEN"
+
+
+def read_token_pair(source: str, *, environ: Mapping[str, str], stdin: TextIO) -> tuple[str, str]:
+    """The access and refresh token to import, from somewhere other than the command line.
+
+    ``env``: $COLORCHANGER_ACCESS_TOKEN and $COLORCHANGER_REFRESH_TOKEN; ``stdin`` or ``-``: two
+    lines, access token first; anything else: a file holding those two lines. Blank lines and
+    lines starting with # are skipped. LoginError naming the source when it does not hold a pair.
+    """
+    if source == "env":
+        pair = [environ.get(ACCESS_TOKEN_ENV, "").strip(), environ.get(REFRESH_TOKEN_ENV, "").strip()]
+        if not all(pair):
+            raise LoginError(f"--tokens-from env: set both {ACCESS_TOKEN_ENV} and {REFRESH_TOKEN_ENV}")
+        return pair[0], pair[1]
+    where = "standard input" if source in ("stdin", "-") else source
+    try:
+        text = stdin.read() if source in ("stdin", "-") else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise LoginError(f"--tokens-from {where}: cannot read it: {reason}") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if len(lines) != 2 or any(len(line.split()) != 1 for line in lines):
+        raise LoginError(
+            f"--tokens-from {where}: expected two lines, the access token and then the refresh token "
+            f"(found {len(lines)} non-blank lines)"
+        )
+    return lines[0], lines[1]
 
 
 def check_account(tokens: Tokens, expected_login: str) -> None:

@@ -15,12 +15,15 @@ Sections:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import random
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -462,19 +465,23 @@ database: state/colorchanger.sqlite3
     return path
 
 
+TOKEN_FILES = Path(tempfile.mkdtemp(prefix="colorchanger-test-tokens-"))
+"""Where import_args leaves token files (a user imports from a file, never the command line)."""
+atexit.register(shutil.rmtree, TOKEN_FILES, ignore_errors=True)
+
+
+def token_file(user: FakeUser) -> Path:
+    """A file holding the user's current pair, as ``users add --tokens-from FILE`` reads it."""
+    descriptor, name = tempfile.mkstemp(dir=TOKEN_FILES, prefix=f"{user.login}-")
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(f"{user.access_token}\n{user.refresh_token}\n")
+    return Path(name)
+
+
 def import_args(user: FakeUser, *channels: str) -> list[str]:
     """``users add`` with the user's current tokens (no device code flow), reading ``channels``."""
     options = [arg for channel in channels for arg in ("--channel", channel)]
-    return [
-        "users",
-        "add",
-        user.login,
-        "--access-token",
-        user.access_token,
-        "--refresh-token",
-        user.refresh_token,
-        *options,
-    ]
+    return ["users", "add", user.login, "--tokens-from", str(token_file(user)), *options]
 
 
 @dataclass

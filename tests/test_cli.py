@@ -171,34 +171,13 @@ async def test_users_add_imports_tokens_and_users_list_shows_the_row(twitch: Fak
     assert_no_secrets([added, listing], tokens_of(alice))
 
 
-async def test_users_add_takes_tokens_from_the_environment(
-    twitch: FakeTwitch, cli: Cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    alice = twitch.add_user("alice")
-    monkeypatch.setenv("COLORCHANGER_ACCESS_TOKEN", alice.access_token)
-    monkeypatch.setenv("COLORCHANGER_REFRESH_TOKEN", alice.refresh_token)
-    added = await cli.ok("users", "add", "alice")
-    assert "Added: alice" in added.stdout
-    assert not twitch.oauth.devices  # no device login was started
-    assert (await cli.rows())["alice"]["CHANNELS"] == "#alice"
-    assert_no_secrets([added], tokens_of(alice))
-
-
 async def test_users_add_with_an_unknown_channel_stores_nothing(twitch: FakeTwitch, cli: Cli) -> None:
     alice = twitch.add_user("alice")
     failed = await cli.fails(
         1,
         "users",
         "add",
-        "alice",
-        "--access-token",
-        alice.access_token,
-        "--refresh-token",
-        alice.refresh_token,
-        "-c",
-        "alice",
-        "--channel",
-        "#Ghost",
+        *import_args(alice, "alice", "#Ghost")[2:],
     )
     assert "no Twitch channel named 'ghost'" in failed.stderr
     listing = await cli.ok("users", "list")
@@ -207,11 +186,12 @@ async def test_users_add_with_an_unknown_channel_stores_nothing(twitch: FakeTwit
 
 
 @pytest.mark.parametrize("given", ["--access-token", "--refresh-token"])
-async def test_users_add_needs_both_tokens(twitch: FakeTwitch, cli: Cli, given: str) -> None:
+async def test_users_add_refuses_tokens_on_the_command_line(twitch: FakeTwitch, cli: Cli, given: str) -> None:
     alice = twitch.add_user("alice")
     token = alice.access_token if given == "--access-token" else alice.refresh_token
     failed = await cli.fails(2, "users", "add", "alice", given, token)
-    assert "--access-token and --refresh-token go together" in failed.stderr
+    assert "tokens are not taken on the command line" in failed.stderr
+    assert "--tokens-from env" in failed.stderr
     assert not twitch.requests  # refused before anything was sent
     assert (await cli.ok("users", "list")).stdout.strip() == NO_USERS
     assert_no_secrets([failed], tokens_of(alice))
@@ -639,3 +619,45 @@ def test_readme_names_only_commands_that_exist() -> None:
         f"colorchanger-runner {' '.join(words)}: {why}" for words in commands if (why := check_command(words))
     ]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("source", ["env", "stdin", "-"])
+async def test_users_add_imports_tokens_from_the_environment_or_stdin(
+    twitch: FakeTwitch, cli: Cli, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = twitch.add_user("alice")
+    pair = f"# alice's pair\n{alice.access_token}\n\n{alice.refresh_token}\n"
+    if source == "env":
+        monkeypatch.setenv("COLORCHANGER_ACCESS_TOKEN", alice.access_token)
+        monkeypatch.setenv("COLORCHANGER_REFRESH_TOKEN", alice.refresh_token)
+    argv = [*(["--config", str(cli.config)] if cli.config else []), "users", "add", "alice"]
+    invoke = functools.partial(
+        CliRunner().invoke,
+        main,
+        [*argv, "--tokens-from", source],
+        input=pair if source != "env" else None,
+        catch_exceptions=False,
+    )
+    added = await asyncio.to_thread(invoke)
+    assert added.exit_code == 0, added.output
+    assert "Added: alice" in added.stdout
+    assert (await cli.rows())["alice"]["LOGIN"] == "alice"
+    assert_no_secrets([added], tokens_of(alice))
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [("", "found 0 non-blank lines"), ("one-token-only\n", "found 1"), ("a b\nc\n", "expected two lines")],
+)
+async def test_users_add_says_what_is_wrong_with_a_token_file(
+    twitch: FakeTwitch, cli: Cli, tmp_path: Path, content: str, problem: str
+) -> None:
+    twitch.add_user("alice")
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(content, encoding="utf-8")
+    failed = await cli.fails(1, "users", "add", "alice", "--tokens-from", str(tokens))
+    assert f"--tokens-from {tokens}: " in failed.stderr
+    assert problem in failed.stderr
+    assert not twitch.requests
+    missing = await cli.fails(1, "users", "add", "alice", "--tokens-from", str(tmp_path / "nope"))
+    assert "cannot read it" in missing.stderr
