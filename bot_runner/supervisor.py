@@ -106,6 +106,7 @@ class Supervisor:
     _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _progress: asyncio.Task[None] | None = field(default=None, init=False)
     _reported_app_problem: bool = field(default=False, init=False)
+    _removed: set[str] = field(default_factory=set, init=False)
 
     async def _set_status(self, user_id: str, login: str, state: str, detail: str = "") -> None:
         previous = self.status.get(user_id)
@@ -122,6 +123,11 @@ class Supervisor:
                 lambda: user_id in self.status and self.status[user_id].state == state
             )
             return self.status[user_id]
+
+    async def wait_until_forgotten(self, user_id: str, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until a removed account has left the status (for tests)."""
+        async with asyncio.timeout(timeout), self._status_changed:
+            await self._status_changed.wait_for(lambda: user_id not in self.status)
 
     async def settled(self) -> None:
         """Apply every database change made before this call, without waiting for the next poll."""
@@ -201,7 +207,9 @@ class Supervisor:
             await self._reconcile_now()
 
     async def _reconcile_now(self) -> None:
-        wanted = {account.user_id: account for account in await self.accounts.list() if _wanted(account)}
+        accounts = await self.accounts.list()
+        wanted = {account.user_id: account for account in accounts if _wanted(account)}
+        self._forget_removed({account.user_id for account in accounts})
         for user_id in list(self._tasks):
             bot = self.bots.get(user_id)
             account = wanted.get(user_id)
@@ -226,6 +234,15 @@ class Supervisor:
                 task = asyncio.create_task(self._keep_running(user_id), name=f"user:{account.login}")
                 task.add_done_callback(functools.partial(self._forget_task, user_id))
                 self._tasks[user_id] = task
+
+    def _forget_removed(self, known: set[str]) -> None:
+        """Users removed from the database leave the status (and so /healthz and the metrics) for good.
+
+        One still stopping keeps its entry until its task ends; a user added back is not forgotten.
+        """
+        self._removed = {uid for uid in self.status if uid not in known}
+        for user_id in self._removed - set(self._tasks):
+            del self.status[user_id]
 
     def _forget_task(self, user_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(user_id) is task:
@@ -269,7 +286,11 @@ class Supervisor:
                     async with asyncio.timeout(delay):
                         await self._stopping.wait()
         finally:
-            if self.status.get(user_id, UserStatus(login, "")).state != "needs-login":
+            if user_id in self._removed:
+                self.status.pop(user_id, None)
+                async with self._status_changed:
+                    self._status_changed.notify_all()
+            elif self.status.get(user_id, UserStatus(login, "")).state != "needs-login":
                 await self._set_status(user_id, login, "stopped")
 
     async def _run_once(self, account: Account) -> str | None:

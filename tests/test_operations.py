@@ -354,7 +354,7 @@ async def test_users_remove_while_running_puts_the_colour_back_first(
     assert alice.color == NAMED_COLORS["red"]
 
     await ops.cli.remove("alice")
-    await ops.supervisor.wait_for_status(alice.id, "stopped")
+    await ops.supervisor.wait_until_forgotten(alice.id)  # removed: gone from the status
     puts = [(p.color, p.status) for p in twitch.color_puts if p.user_id == alice.id]
     assert puts[-1] == ("dodger_blue", 204)  # the name: every account may set named colours
     assert alice.color == "#1E90FF"
@@ -396,7 +396,7 @@ async def test_a_saved_colour_survives_a_crash_and_is_not_read_again(
     await ops.supervisor.wait_for_status(alice.id, "running")
     assert not [r for r in twitch.requests if r.method == "GET" and r.path == "/helix/chat/color"]
     await ops.cli.remove("alice")
-    await ops.supervisor.wait_for_status(alice.id, "stopped")
+    await ops.supervisor.wait_until_forgotten(alice.id)  # removed: gone from the status
     assert twitch.color_puts[-1].color == "coral"
     assert alice.color == "#FF7F50"
 
@@ -408,7 +408,7 @@ async def test_without_restore_nothing_is_read_or_put_back(twitch: FakeTwitch, s
     await add(ops.cli, alice)
     await ops.supervisor.wait_for_status(alice.id, "running")
     await ops.cli.remove("alice")
-    await ops.supervisor.wait_for_status(alice.id, "stopped")
+    await ops.supervisor.wait_until_forgotten(alice.id)  # removed: gone from the status
     assert not twitch.color_puts
     assert not [r for r in twitch.requests if r.path == "/helix/chat/color"]
 
