@@ -73,6 +73,7 @@ class ColorChanger(commands.Component, name="ColorChanger"):
         self._seen = RecentIds(self.settings.seen_messages)
         self._changer: Changer | None = None
         self._changer_lock = asyncio.Lock()
+        self._in_order = asyncio.Lock()  # one event at a time, in delivery order
 
     @property
     def store(self) -> Store:
@@ -148,6 +149,15 @@ class ColorChanger(commands.Component, name="ColorChanger"):
             return
         if is_self:
             self._observer.message_seen(self.bot.bot_id)
+        # twitchio runs each event in a task of its own; without this a message could be checked
+        # against `enabled` before an earlier `ccd` was saved. The lock is taken at the first await,
+        # so in the order Twitch delivered the messages (asyncio.Lock wakes waiters first come first).
+        async with self._in_order:
+            await self._handle(message, is_self, chatter_id, received_at)
+
+    async def _handle(
+        self, message: twitchio.ChatMessage, is_self: bool, chatter_id: str, received_at: float
+    ) -> None:
         command = parse_command(message.text, await command_prefixes(self.bot, message))
         login = (
             (message.chatter.name if is_self else None) or getattr(self.bot.user, "name", None) or chatter_id
