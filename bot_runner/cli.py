@@ -426,11 +426,23 @@ async def require_account(accounts: Accounts, login: str) -> Account:
 @pass_runtime
 @run_async
 async def users_remove(runtime: Runtime, login: str) -> None:
-    """Forget LOGIN: its tokens, channels and colour state."""
+    """Forget LOGIN: its tokens (revoked at Twitch too), channels and colour state."""
     async with runtime.accounts() as accounts:
         account = await require_account(accounts, login)
         await accounts.remove(account.user_id)
     click.echo(f"Removed {account.login}.")
+    if account.tokens is None:
+        return
+    try:
+        async with runtime.auth() as auth:  # so no live credential of the account is left behind
+            await auth.revoke(account.tokens.refresh_token)
+            await auth.revoke(account.tokens.access_token)
+    except LoginError as error:
+        click.echo(
+            f"Warning: could not revoke {account.login}'s tokens at Twitch ({error}); "
+            "disconnect the app at https://www.twitch.tv/settings/connections to be sure.",
+            err=True,
+        )
 
 
 def _toggle(enabled: bool) -> Callable[[Runtime, str], Awaitable[None]]:

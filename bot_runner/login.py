@@ -234,6 +234,7 @@ class TwitchAuth:
         data: Mapping[str, str] | None = None,
         params: Sequence[tuple[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        empty_ok: bool = False,
     ) -> _Reply:
         """One request; LoginError (secrets redacted) when Twitch cannot be reached or answers garbage."""
         hide = (*secrets, self._client_secret)
@@ -250,7 +251,7 @@ class TwitchAuth:
             detail = _redact(str(error) or type(error).__name__, hide)
             raise LoginError(f"could not reach Twitch to {what}: {detail}") from None
         if not isinstance(body, dict):
-            if 200 <= status < 300:
+            if 200 <= status < 300 and not empty_ok:
                 raise LoginError(f"Twitch answered {what} with HTTP {status} but no JSON body")
             body = {}
         return _Reply(status, body)
@@ -403,6 +404,24 @@ class TwitchAuth:
         if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
             raise LoginError("Twitch's answer to a token refresh lacks the new tokens")
         return access, refresh
+
+    async def revoke(self, token: str) -> None:
+        """POST /oauth2/revoke: the token, and the grant behind it, stop working at Twitch.
+
+        400 "Invalid token" means it was already dead (expired, refreshed or revoked): nothing is left
+        to revoke, so that is no failure either.
+        """
+        what = "revoke the token"
+        reply = await self._call(
+            "POST",
+            f"{self._oauth_url}oauth2/revoke",
+            what=what,
+            data={"client_id": self._client_id, "token": token},
+            secrets=(token,),
+            empty_ok=True,  # Twitch answers a revoke with 200 and no body
+        )
+        if not reply.ok and reply.status != 400:
+            raise self._failure(reply, what, (token,))
 
     async def import_tokens(self, access_token: str, refresh_token: str) -> Tokens:
         """Check a pair given on the command line; refresh once if the access token no longer works.

@@ -412,6 +412,20 @@ async def test_users_remove(twitch: FakeTwitch, cli: Cli) -> None:
     assert list(await cli.rows()) == ["bob"]
 
 
+async def test_users_remove_revokes_the_tokens_at_twitch(twitch: FakeTwitch, cli: Cli) -> None:
+    alice = twitch.add_user("alice")
+    bob = twitch.add_user("bob")
+    await cli.import_user(alice)
+    await cli.import_user(bob)
+    access, refresh = alice.access_token, alice.refresh_token
+    removed = await cli.ok("users", "remove", "alice")
+    assert removed.stdout == "Removed alice.\n"
+    assert twitch.tokens.live(access) is None  # no live credential left behind
+    assert twitch.tokens.by_refresh(refresh) is None
+    assert twitch.tokens.live(bob.access_token) is not None  # only alice's
+    assert_no_secrets([removed], [access, refresh])
+
+
 # --- configuration -------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ them). Bodies are id.twitch.tv's ``{"status": N, "message": "..."}``; the messag
 
 - ``GET /oauth2/validate``: 401 "invalid access token" (bad, expired or revoked),
   401 "missing authorization token".
+- ``POST /oauth2/revoke``: 200, or 400 "Invalid token" for an unknown or dead one.
 - any grant: 400 "missing client id", 400 "invalid client" (unknown client_id),
   403 "invalid client secret" (a secret that does not match), 400 "unsupported grant type".
 - refresh: 400 "Invalid refresh token" for an unknown, revoked or already used one (public-client
@@ -115,6 +116,7 @@ class OAuthAPI:
             web.get("/oauth2/validate", self.validate),
             web.post("/oauth2/token", self.token),
             web.post("/oauth2/device", self.device),
+            web.post("/oauth2/revoke", self.revoke),
         ]
 
     @staticmethod
@@ -150,6 +152,17 @@ class OAuthAPI:
             body |= {"login": user.login, "user_id": user.id}
         body["expires_in"] = self.fake.tokens.expires_in(token)
         return web.json_response(body)
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        """POST /oauth2/revoke: kill an access or refresh token and the pair it belongs to."""
+        params = await self._params(request)
+        self._check_client(params)
+        given = params.get("token", "")
+        token = self.fake.tokens.find(given) or self.fake.tokens.by_refresh(given)
+        if token is None or not (token.access_alive or token.refresh_alive):
+            raise _fail(400, "Invalid token")
+        token.access_alive = token.refresh_alive = False
+        return web.Response(status=200)
 
     async def token(self, request: web.Request) -> web.Response:
         """POST /oauth2/token: refresh, device code or client credentials grant."""
