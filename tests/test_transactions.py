@@ -36,18 +36,22 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "colorchanger.sqlite3"
 
 
+async def add_alice(accounts: Accounts) -> None:
+    await accounts.add_user(
+        user_id="1001",
+        login="alice",
+        access_token="access-0",
+        refresh_token="refresh-0",
+        scopes=["user:manage:chat_color", "user:read:chat"],
+        expires_at=None,
+        channels=[("1001", "alice")],
+    )
+
+
 @pytest.fixture
 async def accounts(db: Path) -> AsyncIterator[Accounts]:
     async with await Accounts.open(db, env=NO_ENV) as opened:
-        await opened.add_user(
-            user_id="1001",
-            login="alice",
-            access_token="access-0",
-            refresh_token="refresh-0",
-            scopes=["user:manage:chat_color", "user:read:chat"],
-            expires_at=None,
-            channels=[("1001", "alice")],
-        )
+        await add_alice(opened)
         yield opened
 
 
@@ -106,15 +110,7 @@ async def test_a_write_cancelled_at_any_request_leaves_the_connection_clean(
     # Count the requests of this write on a fresh database of its own.
     counting_db = db.with_name("counting.sqlite3")
     async with await Accounts.open(counting_db, env=NO_ENV) as counting:
-        await counting.add_user(
-            user_id="1001",
-            login="alice",
-            access_token="access-0",
-            refresh_token="refresh-0",
-            scopes=["user:manage:chat_color", "user:read:chat"],
-            expires_at=None,
-            channels=[("1001", "alice")],
-        )
+        await add_alice(counting)
         with cancel_at_request(connection(counting.store), None) as counted:
             await write(counting)
     requests = counted[0]
